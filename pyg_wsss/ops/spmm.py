@@ -1,0 +1,102 @@
+"""Weighted aggregation ``out_i = sum_j w_ji x_j`` as a CSR sparse-dense product (SpMM) with
+an autograd rule that never gathers ``[E, F]`` tensors (the weight gradient is an SDDMM)."""
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+from torch.autograd import Function
+from torch.autograd.function import once_differentiable
+
+from .._checks import check_tensor
+from .csr import CSRGraph, to_csr
+
+__all__ = ["spmm", "sddmm"]
+
+_LOW = (torch.float16, torch.bfloat16)
+
+
+def _compute_dtype(dtype: torch.dtype) -> torch.dtype:
+    # sparse CSR kernels have no half/bfloat16 CPU paths: accumulate in float32
+    return torch.float32 if dtype in _LOW else dtype
+
+
+def sddmm(csr: CSRGraph, a: Tensor, b: Tensor) -> Tensor:
+    """Sampled dense-dense product: ``out_e = <a[row_e], b[col_e]>`` for every CSR entry ``e``
+    (CSR order), computed by ``torch.sparse.sampled_addmm`` without an ``[E, F]`` gather."""
+    if csr.num_edges == 0:
+        return a.new_zeros(0)
+    pattern = csr.matrix(a.new_zeros(csr.num_edges))
+    return torch.sparse.sampled_addmm(pattern, a, b.t(), beta=0.0).values()
+
+
+class _SpMMFunction(Function):
+    @staticmethod
+    def forward(ctx, values: Tensor, x: Tensor, csr: CSRGraph) -> Tensor:  # type: ignore[override]
+        ctx.csr = csr
+        ctx.save_for_backward(values, x)
+        if csr.num_edges == 0:
+            return x.new_zeros(csr.num_dst, x.size(1))
+        return torch.sparse.mm(csr.matrix(values), x)
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad_out: Tensor):  # type: ignore[override]
+        values, x = ctx.saved_tensors
+        csr: CSRGraph = ctx.csr
+        grad_values = grad_x = None
+        grad_out = grad_out.contiguous()
+        if ctx.needs_input_grad[1]:
+            if csr.num_edges == 0:
+                grad_x = torch.zeros_like(x)
+            else:
+                grad_x = torch.sparse.mm(csr.matrix_t(values), grad_out)
+        if ctx.needs_input_grad[0]:
+            grad_values = sddmm(csr, grad_out, x)
+        return grad_values, grad_x, None
+
+
+def spmm(
+    edge_index: Tensor | CSRGraph,
+    edge_weight: Tensor | None,
+    x: Tensor,
+    num_nodes: int | tuple[int, int] | None = None,
+) -> Tensor:
+    r"""Weighted sum aggregation over a graph by CSR SpMM:
+
+    .. math::
+        \mathbf{out}_i = \sum_{(j, i) \in \mathcal{E}} w_{ji}\, \mathbf{x}_j
+
+    Args:
+        edge_index: ``[2, E]`` (source, target) or a cached :class:`CSRGraph`.
+        edge_weight: ``[E]`` in the order of ``edge_index`` (``None``: all ones).
+        x: ``[num_src, F]`` source features.
+        num_nodes: ``N`` or ``(num_src, num_dst)``; default ``x.size(0)`` for both.
+
+    Returns:
+        ``[num_dst, F]``, differentiable w.r.t. ``x`` and ``edge_weight``; half and bfloat16
+        inputs are computed in float32 and returned in their dtype.
+
+    Shapes:
+        edge_index ``[2, E]``, edge_weight ``[E]``, x ``[N, F]`` -> ``[N, F]``.
+    """
+    check_tensor(x, "x", ndim=2, floating=True)
+    if isinstance(edge_index, CSRGraph):
+        csr = edge_index
+    else:
+        csr = to_csr(edge_index, num_nodes if num_nodes is not None else x.size(0))
+    if x.size(0) != csr.num_src:
+        raise ValueError(f"'x' has {x.size(0)} rows but the graph has {csr.num_src} sources")
+    dtype = x.dtype
+    work = _compute_dtype(dtype)
+    if edge_weight is None:
+        values = x.new_ones(csr.num_edges, dtype=work)
+    else:
+        check_tensor(edge_weight, "edge_weight", ndim=1, floating=True)
+        if edge_weight.numel() != csr.num_edges:
+            raise ValueError(
+                f"'edge_weight' has {edge_weight.numel()} entries but the graph has "
+                f"{csr.num_edges} edges"
+            )
+        values = csr.to_csr_order(edge_weight.to(work))
+    out = _SpMMFunction.apply(values, x.to(work).contiguous(), csr)
+    return out.to(dtype)
