@@ -111,6 +111,7 @@ def to_csr(
     edge_index: Tensor,
     num_nodes: int | tuple[int, int] | None = None,
     cache: bool = True,
+    self_loops: bool = False,
 ) -> CSRGraph:
     """Sort ``edge_index`` (``[2, E]``, source row 0, target row 1) into a :class:`CSRGraph`.
 
@@ -119,6 +120,9 @@ def to_csr(
         num_nodes: ``N`` or ``(num_src, num_dst)``; inferred from the indices if ``None``.
         cache: Reuse the result for the same tensor (same storage, version, shape and size),
             so a graph is sorted once however many layers and steps use it.
+        self_loops: Append one ``i -> i`` edge per node *after* the given edges (edge ids
+            ``E .. E + N - 1``), e.g. for attention layers that add self-loops; existing
+            loops are kept (mask them with an edge mask if they must not count twice).
     """
     check_edge_index(edge_index)
     if num_nodes is None:
@@ -133,9 +137,19 @@ def to_csr(
             raise ValueError("'edge_index' has node indices outside 'num_nodes'")
         if int(edge_index.min()) < 0:
             raise ValueError("'edge_index' has negative node indices")
+    def build() -> CSRGraph:
+        ei = edge_index
+        if self_loops:
+            if num_src != num_dst:
+                raise ValueError("'self_loops' needs a square graph (num_src == num_dst)")
+            loops = torch.arange(num_src, device=ei.device, dtype=ei.dtype).repeat(2, 1)
+            ei = torch.cat([ei, loops], dim=1)
+        return _build(ei, num_src, num_dst)
+
     if not cache:
-        return _build(edge_index, num_src, num_dst)
+        return build()
     key = (
+        self_loops,
         edge_index.data_ptr(),
         edge_index._version,
         tuple(edge_index.shape),
@@ -148,7 +162,7 @@ def to_csr(
     if hit is not None:
         _CACHE.move_to_end(key)
         return hit[1]
-    csr = _build(edge_index, num_src, num_dst)
+    csr = build()
     _CACHE[key] = (edge_index, csr)
     if len(_CACHE) > _CACHE_SIZE:
         _CACHE.popitem(last=False)

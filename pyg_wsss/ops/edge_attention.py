@@ -69,6 +69,7 @@ class _EdgeAttention(Function):
         w: Tensor,
         beta: Tensor,
         e: Tensor | None,
+        mask: Tensor | None,
         csr: CSRGraph,
         cosine: bool,
         negative: str,
@@ -80,13 +81,16 @@ class _EdgeAttention(Function):
         else:
             qn, kn, qnorm, knorm = q, k, None, None
         s = sddmm(csr, qn, kn)
-        logits = w * s
+        w_e = w[csr.row] if w.dim() == 1 else w  # per-target temperatures
+        logits = w_e * s
         ind = None
         if e is not None:
             ind = (s > 0).to(s.dtype) if negative == "indicator" else None
             logits = logits + beta * (e * ind if ind is not None else e)
         if negative == "mask":
             logits = logits.masked_fill(s < 0, float("-inf"))
+        if mask is not None:
+            logits = logits.masked_fill(~mask, float("-inf"))
         alpha = edge_softmax(csr, logits)
         if csr.num_edges:
             out = torch.sparse.mm(csr.matrix(alpha), v)
@@ -110,7 +114,7 @@ class _EdgeAttention(Function):
             gw = torch.zeros_like(w) if needs[3] else None
             gbeta = torch.zeros_like(beta) if needs[4] else None
             ge = torch.zeros_like(e) if (needs[5] and e is not None) else None
-            return (*zeros, gw, gbeta, ge, None, None, None, None)
+            return (*zeros, gw, gbeta, ge, None, None, None, None, None)
         if needs[2]:
             gv = torch.sparse.mm(csr.matrix_t(alpha), grad_out)
         g_alpha = sddmm(csr, grad_out, v)
@@ -118,7 +122,7 @@ class _EdgeAttention(Function):
             g_alpha = g_alpha + grad_alpha
         g_logit = alpha * (g_alpha - csr.row_sum(alpha * g_alpha)[csr.row])
         if needs[3]:
-            gw = (g_logit * s).sum().reshape(w.shape)
+            gw = csr.row_sum(g_logit * s) if w.dim() == 1 else (g_logit * s).sum().reshape(w.shape)
         if ctx.has_e:
             edge_term = e * ind if ind is not None else e
             if needs[4]:
@@ -126,7 +130,7 @@ class _EdgeAttention(Function):
             if needs[5]:
                 ge = g_logit * beta * (ind if ind is not None else 1.0)
         if needs[0] or needs[1]:
-            gs = g_logit * w
+            gs = g_logit * (w[csr.row] if w.dim() == 1 else w)
             if needs[0]:
                 gq = torch.sparse.mm(csr.matrix(gs), kn)
                 if ctx.cosine:
@@ -135,7 +139,7 @@ class _EdgeAttention(Function):
                 gk = torch.sparse.mm(csr.matrix_t(gs), qn)
                 if ctx.cosine:
                     gk = _normalize_backward(kn, knorm, gk, ctx.eps)
-        return gq, gk, gv, gw, gbeta, ge, None, None, None, None
+        return gq, gk, gv, gw, gbeta, ge, None, None, None, None, None
 
 
 def edge_attention(
@@ -147,6 +151,7 @@ def edge_attention(
     edge_weight: Tensor | None = None,
     edge_scale: Tensor | float = 0.0,
     negative: str = "none",
+    edge_mask: Tensor | None = None,
     query: Tensor | None = None,
     key: Tensor | None = None,
     num_nodes: int | None = None,
@@ -160,10 +165,14 @@ def edge_attention(
         edge_index: ``[2, E]`` (row 0 source ``j``, row 1 target ``i``) or a :class:`CSRGraph`
             (sorted once and cached by :func:`~pyg_wsss.ops.to_csr`).
         score: ``"cosine"`` or ``"dot"``.
-        temperature: :math:`w`, a float or a (learnable) 0-dim tensor.
+        temperature: :math:`w`, a float, a (learnable) 0-dim tensor, or a ``[N]`` tensor of
+            per-target temperatures :math:`w_i` (e.g. one per image of a batch, indexed by
+            the batch vector).
         edge_weight: ``[E]`` edge term :math:`e_{ij}` in edge order, or ``None``.
         edge_scale: :math:`\beta`, a float or a (learnable) 0-dim tensor.
         negative: ``"indicator" | "mask" | "none"``.
+        edge_mask: ``[E]`` bool in edge order; ``False`` edges are left out of the softmax
+            (their attention is 0).
         query, key: ``[N, F_qk]`` optional separate queries and keys.
         num_nodes: Number of nodes (default ``x.size(0)``).
         eps: Norm clamp of the cosine (PyG's ``F.normalize`` convention).
@@ -194,6 +203,13 @@ def edge_attention(
     dtype = x.dtype
     work = _compute_dtype(dtype)
     w = torch.as_tensor(temperature, dtype=work, device=x.device)
+    if w.dim() > 1 or (w.dim() == 1 and w.numel() != n):
+        raise ValueError(f"'temperature' must be a scalar or have {n} entries, got {tuple(w.shape)}")
+    mask = None
+    if edge_mask is not None:
+        if edge_mask.dtype != torch.bool or edge_mask.shape != (csr.num_edges,):
+            raise ValueError(f"'edge_mask' must be a bool tensor of shape [{csr.num_edges}]")
+        mask = csr.to_csr_order(edge_mask)
     beta = torch.as_tensor(edge_scale, dtype=work, device=x.device)
     e = None
     if edge_weight is not None:
@@ -211,6 +227,7 @@ def edge_attention(
         w,
         beta,
         e,
+        mask,
         csr,
         score == "cosine",
         negative,

@@ -151,3 +151,41 @@ def test_bad_input():
         edge_attention(torch.randint(0, 3, (5, 2)), ei)
     with pytest.raises(ValueError, match="edge_index"):
         edge_attention(torch.randn(3, 2), ei)
+
+
+def test_per_target_temperature_and_edge_mask_gradcheck():
+    torch.manual_seed(4)
+    n = 8
+    ei = random_graph(n, 25, seed=5)
+    mask = torch.rand(ei.size(1)) > 0.3
+    x = torch.randn(n, 3, dtype=torch.float64, requires_grad=True)
+    w = torch.rand(n, dtype=torch.float64, requires_grad=True)
+    e = torch.rand(ei.size(1), dtype=torch.float64)
+
+    def f(x, w):
+        return edge_attention(x, ei, temperature=w, edge_weight=e, edge_scale=2.0,
+                              edge_mask=mask, negative="indicator")
+
+    assert torch.autograd.gradcheck(f, (x, w))
+    # reference: drop the masked edges, per-target temperatures by hand
+    out = f(x, w)
+    src, dst = ei[:, mask]
+    xn = F.normalize(x, dim=-1)
+    s = (xn[dst] * xn[src]).sum(-1)
+    logit = w[dst] * s + 2.0 * e[mask] * (s > 0)
+    alpha = softmax(logit, dst, num_nodes=n)
+    ref = torch.zeros_like(x).index_add_(0, dst, alpha[:, None] * x[src])
+    torch.testing.assert_close(out, ref)
+
+
+def test_csr_with_appended_self_loops():
+    ei = torch.tensor([[0, 1, 2], [1, 2, 0]])
+    csr = to_csr(ei, 3, self_loops=True)
+    assert csr.num_edges == 6
+    vals = torch.arange(6.0)
+    m = csr.matrix(csr.to_csr_order(vals)).to_dense()
+    expected = torch.zeros(3, 3)
+    expected[1, 0], expected[2, 1], expected[0, 2] = 0.0, 1.0, 2.0
+    expected[0, 0], expected[1, 1], expected[2, 2] = 3.0, 4.0, 5.0
+    torch.testing.assert_close(m, expected)
+    assert to_csr(ei, 3, self_loops=True) is csr and to_csr(ei, 3) is not csr
