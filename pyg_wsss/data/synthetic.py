@@ -1,0 +1,446 @@
+"""A deterministic synthetic dataset for weakly supervised semantic segmentation.
+
+Every image is generated from its own seed ``(seed, index)``, so image ``i`` is the same whatever
+``num_images`` is, in whatever order the images are read, and on every machine.
+"""
+
+from __future__ import annotations
+
+import colorsys
+from typing import Any, Callable, Sequence
+
+import numpy as np
+from torch.utils.data import Dataset
+
+from .._checks import check_positive
+from .annotations import add_void_border, mask_to_tags, weak_labels_from_instances
+
+#: Object shapes, one per foreground class (class ``c`` (1-based) draws ``SHAPES[(c - 1) % 10]``).
+SHAPES: tuple[str, ...] = (
+    "ellipse",
+    "rectangle",
+    "triangle",
+    "star",
+    "ring",
+    "cross",
+    "diamond",
+    "hexagon",
+    "crescent",
+    "heart",
+)
+#: Object textures (class ``c`` uses ``OBJECT_TEXTURES[(c - 1) % 5]``).
+OBJECT_TEXTURES: tuple[str, ...] = ("solid", "stripes", "checker", "dots", "gradient")
+#: Background textures (chosen at random per image).
+BACKGROUND_TEXTURES: tuple[str, ...] = ("gradient", "noise", "stripes", "checker", "blobs")
+
+_GOLDEN = 0.6180339887498949
+
+
+def _hsv(h: float, s: float, v: float) -> np.ndarray:
+    return np.asarray(colorsys.hsv_to_rgb(h % 1.0, s, v), dtype=np.float32)
+
+
+def _polygon(kind: str, rng: np.random.Generator) -> np.ndarray:
+    """Vertices ``[K, 2]`` of ``(u, v)`` in the unit disc."""
+    if kind == "triangle":
+        a = np.deg2rad([90.0, 210.0, 330.0])
+        return np.stack([np.cos(a), np.sin(a)], 1)
+    if kind == "star":
+        inner = rng.uniform(0.38, 0.5)
+        a = np.pi / 2 + np.arange(10) * np.pi / 5
+        rad = np.where(np.arange(10) % 2 == 0, 1.0, inner)
+        return np.stack([rad * np.cos(a), rad * np.sin(a)], 1)
+    if kind == "hexagon":
+        a = np.arange(6) * np.pi / 3
+        return np.stack([np.cos(a), np.sin(a)], 1)
+    if kind == "heart":
+        t = np.linspace(0, 2 * np.pi, 48, endpoint=False)
+        x = 16 * np.sin(t) ** 3
+        y = -(13 * np.cos(t) - 5 * np.cos(2 * t) - 2 * np.cos(3 * t) - np.cos(4 * t))
+        pts = np.stack([x, y + 2.5], 1) / 17.0
+        return pts
+    raise ValueError(kind)
+
+
+def _shape_mask(
+    kind: str, u: np.ndarray, v: np.ndarray, rng: np.random.Generator
+) -> np.ndarray | None:
+    """Analytic shapes on local coordinates (``None`` for polygon shapes)."""
+    if kind == "ellipse":
+        a = rng.uniform(0.55, 0.9)
+        return u * u + (v / a) ** 2 <= 1.0
+    if kind == "rectangle":
+        a = rng.uniform(0.5, 0.85)
+        return (np.abs(u) <= 0.9) & (np.abs(v) <= 0.9 * a)
+    if kind == "ring":
+        inner = rng.uniform(0.5, 0.62)
+        rr = u * u + v * v
+        return (rr <= 1.0) & (rr >= inner * inner)
+    if kind == "cross":
+        t = rng.uniform(0.26, 0.36)
+        return ((np.abs(u) <= t) & (np.abs(v) <= 1.0)) | ((np.abs(v) <= t) & (np.abs(u) <= 1.0))
+    if kind == "diamond":
+        a = rng.uniform(0.55, 0.75)
+        return np.abs(u) + np.abs(v) / a <= 1.0
+    if kind == "crescent":
+        shift = rng.uniform(0.4, 0.55)
+        return (u * u + v * v <= 1.0) & ((u - shift) ** 2 + v * v > 0.72**2)
+    return None
+
+
+def _texture(kind: str, u: np.ndarray, v: np.ndarray, radius: float, period: float) -> np.ndarray:
+    """A field in ``[0, 1]`` (0 = base colour, 1 = darkest) in object coordinates."""
+    pu, pv = u * radius / period, v * radius / period
+    if kind == "solid":
+        return np.zeros_like(u)
+    if kind == "stripes":
+        return (np.sin(2 * np.pi * pu) > 0).astype(np.float32)
+    if kind == "checker":
+        return ((np.floor(pu) + np.floor(pv)) % 2).astype(np.float32)
+    if kind == "dots":
+        fu, fv = pu - np.floor(pu) - 0.5, pv - np.floor(pv) - 0.5
+        return (fu * fu + fv * fv < 0.09).astype(np.float32)
+    if kind == "gradient":
+        return np.clip((u + 1) / 2, 0, 1).astype(np.float32)
+    raise ValueError(kind)
+
+
+class SyntheticWSSS(Dataset):
+    r"""Generated images with textured backgrounds and shape-coded object classes, plus every
+    kind of weak label (tags, boxes, scribbles, points) and the ground-truth mask.
+
+    Foreground class ``c`` (1-based) is a shape (``SHAPES[(c - 1) % 10]``: ellipse, rectangle,
+    triangle, star, ring, cross, diamond, hexagon, crescent, heart), a hue (the golden-ratio
+    sequence, so neighbouring classes differ strongly; classes 11+ reuse a shape with another
+    hue) with per-instance jitter of hue, saturation and brightness, and a texture (solid,
+    stripes, checker, dots, gradient) at a class-specific period. Each image has a random
+    background texture (gradient, smooth noise, stripes, checker, blobs) in low-saturation
+    colours, ``num_distractors`` thin random lines (background), ``min_objects..max_objects``
+    objects of random size, position and rotation (later objects occlude earlier ones;
+    placement is retried so every object keeps at least ``min_visible`` of its area),
+    a slight blur and Gaussian noise.
+
+    Each item is a sample dict (see :mod:`pyg_wsss.data`): ``image`` uint8 ``[H, W, 3]``,
+    ``mask`` uint8 ``[H, W]``, ``tags`` float32 ``[C]`` (classes with visible pixels),
+    ``boxes`` int64 ``[M, 4]`` (tight boxes of the *visible* part of each instance,
+    ``(x1, y1, x2, y2)`` 0-based inclusive), ``box_labels`` int64 ``[M]``, ``scribbles``
+    uint8 ``[H, W]`` (the medial line of each eroded instance + ``num_background_scribbles``
+    background strokes; 255 elsewhere), ``points`` int64 ``[P, 3]`` (one interior point per
+    instance, then ``num_background_points`` background points; ``(row, col, class)``),
+    ``instances`` uint8 ``[H, W]`` (``k`` = the instance of ``boxes[k - 1]``, 0 = none) and
+    ``name``.
+
+    Args:
+        num_images: Number of images (``0`` gives an empty dataset).
+        image_size: ``int`` or ``(H, W)``, each at least 16.
+        num_classes: Number of *foreground* classes ``C`` (1..254); ``.num_classes`` is ``C + 1``.
+        max_objects: Maximal number of objects per image.
+        seed: Base seed; image ``i`` uses ``numpy.random.default_rng([seed, i])``.
+        min_objects: Minimal number of objects per image (``1 <= min_objects <= max_objects``).
+        object_scale: ``(low, high)``: object diameters as fractions of the shorter side.
+        min_visible: Fraction of each object's area that must stay visible (placement retries).
+        occlusion: If ``False``, objects do not overlap (objects that do not fit are dropped).
+        noise: Standard deviation of the Gaussian pixel noise (intensities in ``[0, 1]``).
+        blur: Sigma (pixels) of a Gaussian blur applied before the noise (``0``: none).
+        num_distractors: Thin background lines per image.
+        num_background_scribbles: Background scribble strokes per image.
+        num_background_points: Background points per image.
+        scribble_width: Scribble thickness in pixels.
+        void_border: Width of a VOC-like void band (255) along object boundaries in ``mask``
+            (``0``: none, the default).
+        cache: Keep generated samples in memory (items are returned as copies).
+        transform: Optional callable applied to each sample dict.
+    """
+
+    def __init__(
+        self,
+        num_images: int = 64,
+        image_size: int | Sequence[int] = 128,
+        num_classes: int = 5,
+        max_objects: int = 3,
+        seed: int = 0,
+        *,
+        min_objects: int = 1,
+        object_scale: tuple[float, float] = (0.3, 0.6),
+        min_visible: float = 0.4,
+        occlusion: bool = True,
+        noise: float = 0.03,
+        blur: float = 0.6,
+        num_distractors: int = 2,
+        num_background_scribbles: int = 2,
+        num_background_points: int = 3,
+        scribble_width: int = 1,
+        void_border: int = 0,
+        cache: bool = True,
+        transform: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
+    ) -> None:
+        check_positive(num_images, "num_images", strict=False, integer=True)
+        if isinstance(image_size, (int, np.integer)) and not isinstance(image_size, bool):
+            size = (int(image_size), int(image_size))
+        elif isinstance(image_size, (tuple, list)) and len(image_size) == 2:
+            size = tuple(image_size)
+        else:
+            raise TypeError(f"'image_size' must be an int or a pair (H, W), got {image_size!r}")
+        for s in size:
+            check_positive(s, "image_size", integer=True)
+            if s < 16:
+                raise ValueError(f"'image_size' must be at least 16 pixels, got {image_size!r}")
+        check_positive(num_classes, "num_classes", integer=True)
+        if num_classes > 254:
+            raise ValueError(f"'num_classes' must be <= 254 (uint8 masks), got {num_classes}")
+        check_positive(max_objects, "max_objects", integer=True)
+        check_positive(min_objects, "min_objects", integer=True)
+        if min_objects > max_objects:
+            raise ValueError(
+                f"'min_objects' ({min_objects}) must be <= 'max_objects' ({max_objects})"
+            )
+        if max_objects > 254:
+            raise ValueError(f"'max_objects' must be <= 254, got {max_objects}")
+        if (
+            not isinstance(object_scale, (tuple, list))
+            or len(object_scale) != 2
+            or not 0 < object_scale[0] <= object_scale[1] <= 1
+        ):
+            raise ValueError(
+                "'object_scale' must be (low, high) with 0 < low <= high <= 1, "
+                f"got {object_scale!r}"
+            )
+        if not 0 <= min_visible <= 1:
+            raise ValueError(f"'min_visible' must be in [0, 1], got {min_visible!r}")
+        check_positive(noise, "noise", strict=False)
+        check_positive(blur, "blur", strict=False)
+        for name, val in (
+            ("num_distractors", num_distractors),
+            ("num_background_scribbles", num_background_scribbles),
+            ("num_background_points", num_background_points),
+            ("void_border", void_border),
+        ):
+            check_positive(val, name, strict=False, integer=True)
+        check_positive(scribble_width, "scribble_width", integer=True)
+        if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or seed < 0:
+            raise ValueError(f"'seed' must be a non-negative int, got {seed!r}")
+        if transform is not None and not callable(transform):
+            raise TypeError("'transform' must be callable")
+
+        self.num_images = int(num_images)
+        self.image_size: tuple[int, int] = (int(size[0]), int(size[1]))
+        self.num_foreground = int(num_classes)
+        self.num_classes = int(num_classes) + 1
+        self.max_objects = int(max_objects)
+        self.min_objects = int(min_objects)
+        self.seed = int(seed)
+        self.object_scale = (float(object_scale[0]), float(object_scale[1]))
+        self.min_visible = float(min_visible)
+        self.occlusion = bool(occlusion)
+        self.noise = float(noise)
+        self.blur = float(blur)
+        self.num_distractors = int(num_distractors)
+        self.num_background_scribbles = int(num_background_scribbles)
+        self.num_background_points = int(num_background_points)
+        self.scribble_width = int(scribble_width)
+        self.void_border = int(void_border)
+        self.cache = bool(cache)
+        self.transform = transform
+        self._cache: dict[int, dict[str, Any]] = {}
+
+        #: Per foreground class (0-based list index = class id - 1): shape, hue, texture, period.
+        self.class_specs: list[dict[str, Any]] = []
+        for c in range(self.num_foreground):
+            self.class_specs.append(
+                {
+                    "shape": SHAPES[c % len(SHAPES)],
+                    "hue": (c * _GOLDEN + 0.02 * (c // len(SHAPES))) % 1.0,
+                    "texture": OBJECT_TEXTURES[c % len(OBJECT_TEXTURES)],
+                    "period": 4.0 + (c % 3) * 1.5,
+                }
+            )
+        names = []
+        for c, spec in enumerate(self.class_specs):
+            extra = c // len(SHAPES)
+            names.append(spec["shape"] if extra == 0 else f"{spec['shape']}-{extra + 1}")
+        self.class_names: list[str] = ["background", *names]
+        h, w = self.image_size
+        self._yy, self._xx = np.mgrid[0:h, 0:w].astype(np.float32)
+
+    # ------------------------------------------------------------------ dataset protocol
+    def __len__(self) -> int:
+        return self.num_images
+
+    def _index(self, index: Any) -> int:
+        if isinstance(index, bool) or not isinstance(index, (int, np.integer)):
+            raise TypeError(f"index must be an int, got {type(index).__name__}")
+        n = self.num_images
+        if n == 0:
+            raise IndexError("index into an empty SyntheticWSSS dataset (num_images=0)")
+        i = int(index) + n if index < 0 else int(index)
+        if not 0 <= i < n:
+            raise IndexError(f"index {index} out of range for a dataset of {n} images")
+        return i
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        i = self._index(index)
+        sample = self._cache.get(i)
+        if sample is None:
+            sample = self.generate(i)
+            if self.cache:
+                self._cache[i] = sample
+        out = {k: (v.copy() if isinstance(v, np.ndarray) else v) for k, v in sample.items()}
+        return self.transform(out) if self.transform is not None else out
+
+    def __iter__(self):
+        for i in range(len(self)):
+            yield self[i]
+
+    def __repr__(self) -> str:
+        h, w = self.image_size
+        return (
+            f"{type(self).__name__}(num_images={self.num_images}, image_size=({h}, {w}), "
+            f"num_classes={self.num_foreground}, max_objects={self.max_objects}, seed={self.seed})"
+        )
+
+    # ------------------------------------------------------------------ generation
+    def _background(self, rng: np.random.Generator) -> np.ndarray:
+        import cv2
+
+        h, w = self.image_size
+        kind = BACKGROUND_TEXTURES[int(rng.integers(len(BACKGROUND_TEXTURES)))]
+        c1 = _hsv(rng.uniform(), rng.uniform(0.05, 0.45), rng.uniform(0.3, 0.95))
+        c2 = _hsv(rng.uniform(), rng.uniform(0.05, 0.45), rng.uniform(0.3, 0.95))
+        yy, xx = self._yy, self._xx
+        angle = rng.uniform(0, np.pi)
+        proj = xx * np.cos(angle) + yy * np.sin(angle)
+        if kind == "gradient":
+            t = (proj - proj.min()) / max(float(np.ptp(proj)), 1e-6)
+        elif kind == "stripes":
+            period = rng.uniform(6, 20)
+            t = 0.5 + 0.5 * np.sin(2 * np.pi * proj / period)
+        elif kind == "checker":
+            period = rng.uniform(8, 24)
+            t = ((np.floor(xx / period) + np.floor(yy / period)) % 2) * 0.8 + 0.1
+        else:  # smooth noise or blobs: low-resolution noise, upsampled
+            cells = int(rng.integers(3, 9))
+            small = rng.uniform(size=(cells, cells)).astype(np.float32)
+            t = cv2.resize(small, (w, h), interpolation=cv2.INTER_CUBIC)
+            t = (t - t.min()) / max(float(np.ptp(t)), 1e-6)
+            if kind == "blobs":
+                t = 1.0 / (1.0 + np.exp(-12.0 * (t - 0.5)))
+        t = t.astype(np.float32)[..., None]
+        return c1 * (1 - t) + c2 * t
+
+    def _draw_distractors(self, image: np.ndarray, rng: np.random.Generator) -> None:
+        import cv2
+
+        h, w = self.image_size
+        for _ in range(self.num_distractors):
+            colour = _hsv(rng.uniform(), rng.uniform(0.0, 0.5), rng.uniform(0.2, 1.0))
+            p1 = (int(rng.integers(w)), int(rng.integers(h)))
+            p2 = (int(rng.integers(w)), int(rng.integers(h)))
+            cv2.line(image, p1, p2, tuple(float(c) for c in colour), int(rng.integers(1, 3)))
+
+    def _object(self, cls: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        """Mask ``[H, W]`` and colour image ``[H, W, 3]`` of one instance of class ``cls``."""
+        from skimage.draw import polygon2mask
+
+        h, w = self.image_size
+        spec = self.class_specs[cls - 1]
+        short = min(h, w)
+        radius = rng.uniform(*self.object_scale) * short / 2
+        radius = max(radius, 4.0)
+        margin = 0.6 * radius
+        cy = rng.uniform(min(margin, h / 2), max(h - margin, h / 2))
+        cx = rng.uniform(min(margin, w / 2), max(w - margin, w / 2))
+        theta = rng.uniform(0, 2 * np.pi)
+        cos, sin = np.cos(theta), np.sin(theta)
+        dx, dy = self._xx - cx, self._yy - cy
+        u = (dx * cos + dy * sin) / radius
+        v = (-dx * sin + dy * cos) / radius
+        kind = spec["shape"]
+        mask = _shape_mask(kind, u, v, rng)
+        if mask is None:
+            verts = _polygon(kind, rng)
+            xs = cx + radius * (verts[:, 0] * cos - verts[:, 1] * sin)
+            ys = cy + radius * (verts[:, 0] * sin + verts[:, 1] * cos)
+            mask = polygon2mask((h, w), np.stack([ys, xs], 1))
+        hue = spec["hue"] + rng.uniform(-0.035, 0.035)
+        base = _hsv(hue, rng.uniform(0.6, 0.95), rng.uniform(0.55, 0.95))
+        tex = _texture(spec["texture"], u, v, radius, spec["period"])
+        strength = rng.uniform(0.3, 0.45)
+        colour = base[None, None, :] * (1 - strength * tex[..., None])
+        return mask, colour
+
+    def generate(self, index: int) -> dict[str, Any]:
+        """Generate sample ``index`` (no caching, no transform)."""
+        import cv2
+
+        if not 0 <= index:
+            raise IndexError(f"index must be >= 0, got {index}")
+        rng = np.random.default_rng([self.seed, int(index)])
+        h, w = self.image_size
+        image = np.ascontiguousarray(self._background(rng))
+        self._draw_distractors(image, rng)
+        mask = np.zeros((h, w), dtype=np.uint8)
+        inst = np.zeros((h, w), dtype=np.uint8)
+        areas: list[int] = []
+        n = int(rng.integers(self.min_objects, self.max_objects + 1))
+        count = 0
+        for _ in range(n):
+            cls = int(rng.integers(1, self.num_foreground + 1))
+            for attempt in range(12):
+                obj, colour = self._object(cls, rng)
+                area = int(obj.sum())
+                if area < 12:
+                    continue
+                if not self.occlusion and (inst[obj] > 0).any():
+                    obj = None
+                    continue
+                # every earlier object must keep min_visible of its area
+                ok = True
+                if count:
+                    covered = np.bincount(inst[obj], minlength=count + 1)[1:]
+                    visible = np.bincount(inst.ravel(), minlength=count + 1)[1:]
+                    ok = bool(np.all(visible - covered >= self.min_visible * np.asarray(areas)))
+                if ok:
+                    break
+                obj = None
+            else:
+                obj = None
+            if obj is None:
+                continue
+            count += 1
+            areas.append(area)
+            image[obj] = colour[obj]
+            mask[obj] = cls
+            inst[obj] = count
+        if self.blur > 0:
+            image = cv2.GaussianBlur(image, (0, 0), self.blur)
+        if self.noise > 0:
+            image = image + rng.normal(0.0, self.noise, size=image.shape).astype(np.float32)
+        image = np.clip(np.round(image * 255), 0, 255).astype(np.uint8)
+        # renumber the visible instances 1..M (an object can only vanish if min_visible = 0)
+        present = np.unique(inst)
+        present = present[present > 0]
+        remap = np.zeros(256, dtype=np.uint8)
+        remap[present] = np.arange(1, len(present) + 1, dtype=np.uint8)
+        inst = remap[inst]
+        weak = weak_labels_from_instances(
+            mask,
+            inst,
+            rng,
+            num_background_scribbles=self.num_background_scribbles,
+            num_background_points=self.num_background_points,
+            scribble_width=self.scribble_width,
+        )
+        tags = mask_to_tags(mask, self.num_classes)
+        if self.void_border:
+            mask = add_void_border(mask, self.void_border)
+        return {
+            "image": image,
+            "mask": mask,
+            "tags": tags,
+            "boxes": weak["boxes"],
+            "box_labels": weak["box_labels"],
+            "scribbles": weak["scribbles"],
+            "points": weak["points"],
+            "instances": inst,
+            "name": f"synthetic_{self.seed}_{index:05d}",
+        }
