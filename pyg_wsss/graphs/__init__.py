@@ -12,6 +12,8 @@ _MEMBERS = {
     "GAUSSIAN_PRESETS": "weights",
     "superpixel_graph": "superpixel",
     "SuperpixelGraph": "superpixel",
+    "slic_segments": "superpixel",
+    "region_adjacency": "superpixel",
     "image_group_graph": "group",
     "GreedyGroupSampler": "group",
     "random_walk_with_restart": "knowledge",
@@ -20,6 +22,8 @@ _MEMBERS = {
     "normalize_relation": "knowledge",
     "load_class_knowledge": "knowledge",
     "cooccurrence_matrix": "knowledge",
+    "ClassKnowledge": "knowledge",
+    "KNOWLEDGE_DATASETS": "knowledge",
 }
 
 __all__ = sorted(_MEMBERS)
