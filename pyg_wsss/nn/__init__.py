@@ -7,6 +7,7 @@ from pyg_wsss._lazy import lazy_getattr
 _MEMBERS = {
     "ConvGRUCell": "conv_gru",
     "GraphDropout": "graph_dropout",
+    "graph_dropout_masks": "graph_dropout",
 }
 _SUBPACKAGES = ("conv", "functional", "models")
 __all__ = sorted(_MEMBERS) + list(_SUBPACKAGES)

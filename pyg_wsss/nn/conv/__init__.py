@@ -4,6 +4,7 @@ from pyg_wsss._lazy import lazy_getattr
 _MEMBERS = {
     "AffinityAttentionConv": "affinity_attention",
     "CoAttentionConv": "co_attention",
+    "co_attention": "co_attention",
     "GraphReasoningMapping": "graph_reasoning",
 }
 

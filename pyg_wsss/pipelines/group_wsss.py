@@ -1,0 +1,391 @@
+"""Group-WSSS end to end (Li et al., AAAI 2021): group classifier training, group-wise CAMs
+(intermediate / graph readout / self-ensemble) and pseudo-labels (CAM + background threshold,
+optionally dense CRF).
+
+Library functions used by ``examples/group_wsss.py`` and the demo:
+
+* :func:`build_group_model` — a :class:`~pyg_wsss.nn.models.group_gnn.GroupGNN` on a backbone;
+* :func:`train_group_wsss` — SGD with the paper's learning-rate groups and step schedule on
+  groups from :class:`~pyg_wsss.graphs.GreedyGroupSampler`;
+* :func:`group_cams` — CAMs of target images, each as the anchor of a greedy group;
+* :func:`cams_to_labels` / :func:`pseudo_labels` — label maps (255-free CAM argmax, CRF).
+"""
+from __future__ import annotations
+
+import copy
+from typing import Any, Optional, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from .._checks import check_choice, check_fraction, check_positive
+from ..nn.models.group_gnn import GroupGNN, OnlineCAMAccumulator, group_wsss_loss
+from . import DemoContext, register_demo
+
+__all__ = [
+    "build_group_model",
+    "stack_images",
+    "group_batch",
+    "train_group_wsss",
+    "group_cams",
+    "cams_to_labels",
+    "pseudo_labels",
+    "demo",
+]
+
+READOUTS = ("intermediate", "graph", "ensemble")
+
+
+def _progress(iterable: Any, desc: str, enabled: bool, total: Optional[int] = None) -> Any:
+    if not enabled:
+        return iterable
+    try:
+        from tqdm.auto import tqdm
+    except ImportError:  # pragma: no cover - tqdm is optional
+        return iterable
+    return tqdm(iterable, desc=desc, total=total, leave=False)
+
+
+def build_group_model(
+    num_classes: int,
+    backbone: nn.Module | str = "small_cnn",
+    pretrained: bool = False,
+    **kwargs: Any,
+) -> GroupGNN:
+    """A :class:`GroupGNN` on ``backbone`` (a module, or a name for
+    :func:`pyg_wsss.nn.models.build_backbone`, e.g. ``"small_cnn"``, ``"vgg16_dilated"``,
+    ``"efficientnet_lite0"``); ``kwargs`` go to :class:`GroupGNN`."""
+    if isinstance(backbone, str):
+        from ..nn.models import build_backbone
+
+        backbone = build_backbone(backbone, pretrained=pretrained)
+    return GroupGNN(backbone, num_classes, **kwargs)
+
+
+def stack_images(
+    samples: Sequence[dict[str, Any]], image_size: Optional[int | tuple[int, int]] = None
+) -> tuple[Tensor, Tensor]:
+    """Images as one float ``[N, 3, H, W]`` tensor in ``[0, 1]`` (resized to ``image_size``,
+    default: the first image's size, which all must share) and tags ``[N, C]``."""
+    if len(samples) == 0:
+        raise ValueError("'samples' is empty")
+    if image_size is not None:
+        size = (image_size, image_size) if isinstance(image_size, int) else tuple(image_size)
+    else:
+        size = tuple(np.asarray(samples[0]["image"]).shape[:2])
+    ims, tags = [], []
+    for i, s in enumerate(samples):
+        if "image" not in s or "tags" not in s:
+            raise ValueError(f"sample {i} needs 'image' and 'tags'")
+        im = torch.from_numpy(np.ascontiguousarray(s["image"])).permute(2, 0, 1).float() / 255
+        if tuple(im.shape[1:]) != size:
+            if image_size is None:
+                raise ValueError("images differ in size; pass 'image_size'")
+            im = F.interpolate(im[None], size=size, mode="bilinear", align_corners=False)[0]
+        ims.append(im)
+        tags.append(torch.as_tensor(np.asarray(s["tags"]), dtype=torch.float32))
+    return torch.stack(ims), torch.stack(tags)
+
+
+def group_batch(
+    groups: Sequence[Sequence[int]], tags: Tensor, self_loops: bool
+) -> tuple[Tensor, Tensor]:
+    """Flatten groups of image indices into one disjoint graph: returns the image index of
+    every node ``[sum K]`` and ``edge_index`` (edges join images of a group sharing a class;
+    :func:`pyg_wsss.graphs.image_group_graph`)."""
+    from ..graphs import image_group_graph
+
+    nodes, edges, offset = [], [], 0
+    for g in groups:
+        idx = torch.as_tensor(list(g), dtype=torch.long)
+        ei = image_group_graph(tags[idx], self_loops=self_loops)
+        nodes.append(idx)
+        edges.append(ei + offset)
+        offset += idx.numel()
+    return torch.cat(nodes), torch.cat(edges, dim=1)
+
+
+def _self_loops(model: GroupGNN) -> bool:
+    # the paper's self-edge message (G 6) needs self-loops; the code has no self message
+    return bool(model.conv.self_attention)
+
+
+def train_group_wsss(
+    model: GroupGNN,
+    samples: Sequence[dict[str, Any]],
+    group_size: int = 4,
+    epochs: int = 15,
+    lr: float = 1e-2,
+    backbone_lr: Optional[float] = 1e-3,
+    groups_per_step: int = 2,
+    sampler: str = "paper",
+    milestones: Optional[Sequence[int]] = None,
+    momentum: float = 0.9,
+    weight_decay: float = 5e-4,
+    lambda_mid: float = 0.4,
+    image_size: Optional[int | tuple[int, int]] = None,
+    flip: bool = True,
+    device: Optional[torch.device | str] = None,
+    accumulate_cams: bool = False,
+    progress: bool = True,
+    seed: int = 0,
+) -> tuple[GroupGNN, Optional[OnlineCAMAccumulator]]:
+    r"""Train a :class:`GroupGNN` on image tags with groups of ``group_size`` images.
+
+    Groups come from :class:`pyg_wsss.graphs.GreedyGroupSampler` (``sampler="paper"``:
+    anchor + the images sharing most classes; ``"code"``: the authors' random search for
+    identical label vectors). ``groups_per_step`` groups form one disjoint graph per step.
+    Optimiser: SGD, momentum 0.9, Nesterov, weight decay 5e-4 with the paper's learning-rate
+    groups (:meth:`GroupGNN.parameter_groups`: backbone ``backbone_lr`` (paper 1e-3), new
+    layers ``lr`` (paper 1e-2), biases 2x); ``x0.1`` at ``milestones`` (default: epochs
+    ``E/3`` and ``2E/3``, i.e. 5 and 10 of the paper's 15). ``backbone_lr=0`` (or ``None``
+    with ``0``) freezes the backbone (kept in eval mode). Loss: G 12 with
+    :math:`\lambda` = ``lambda_mid``.
+
+    With ``accumulate_cams`` the code's online CAM accumulation (NOTES.md 1.2) records the
+    anchors' self-ensembled maps from the second epoch on (the last epoch without the
+    probability gate) in an :class:`OnlineCAMAccumulator` keyed by sample index.
+
+    Returns:
+        ``(model in eval mode, accumulator or None)``.
+    """
+    from ..graphs import GreedyGroupSampler
+
+    if not isinstance(model, GroupGNN):
+        raise TypeError(f"'model' must be a GroupGNN, got {type(model).__name__}")
+    check_positive(group_size, "group_size", integer=True)
+    check_positive(epochs, "epochs", integer=True)
+    check_positive(groups_per_step, "groups_per_step", integer=True)
+    check_choice(sampler, ("paper", "code"), "sampler")
+    check_fraction(momentum, "momentum")
+    device = torch.device(device) if device is not None else next(model.parameters()).device
+    images, tags = stack_images(samples, image_size)
+    if tags.size(1) != model.num_classes:
+        raise ValueError(f"samples have {tags.size(1)} classes, the model {model.num_classes}")
+    gen = torch.Generator().manual_seed(seed)
+    model.to(device).train()
+    freeze = backbone_lr is not None and backbone_lr == 0
+    if freeze:
+        for p in model.backbone.parameters():
+            p.requires_grad_(False)
+        model.backbone.eval()
+    groups_cfg = model.parameter_groups(lr, None if freeze else backbone_lr)
+    opt = torch.optim.SGD(
+        groups_cfg, lr=lr, momentum=momentum, nesterov=momentum > 0, weight_decay=weight_decay
+    )
+    if milestones is None:
+        milestones = sorted({max(1, round(epochs / 3)), max(1, round(2 * epochs / 3))})
+    sched = torch.optim.lr_scheduler.MultiStepLR(opt, list(milestones), gamma=0.1)
+    group_sampler = GreedyGroupSampler(
+        tags, group_size, strategy=sampler, shuffle=True, seed=seed, empty="skip"
+    )
+    acc = OnlineCAMAccumulator() if accumulate_cams else None
+    loops = _self_loops(model)
+    cache = None
+    if freeze:  # frozen backbone: compute its features once (and of the flipped images)
+        with torch.no_grad():
+            cache = []
+            for flipped in (False, True) if flip else (False,):
+                fs = []
+                for s in range(0, images.size(0), 16):
+                    x = images[s : s + 16].to(device)
+                    fs.append(model.backbone_features(x.flip(-1) if flipped else x))
+                cache.append(torch.cat(fs))
+    for epoch in _progress(range(epochs), "Group-WSSS epochs", progress):
+        group_sampler.set_epoch(epoch)
+        groups = list(group_sampler)
+        for start in range(0, len(groups), groups_per_step):
+            chunk = groups[start : start + groups_per_step]
+            nodes, edge_index = group_batch(chunk, tags, loops)
+            f = torch.rand(nodes.numel(), generator=gen) < 0.5 if flip else None
+            y, edge_index = tags[nodes].to(device), edge_index.to(device)
+            if cache is not None:
+                x = cache[0][nodes.to(device)]
+                if f is not None:
+                    fd = f.to(device)
+                    x = torch.where(fd[:, None, None, None], cache[1][nodes.to(device)], x)
+                out = model.forward_features(x, edge_index)
+            else:
+                x = images[nodes]
+                if f is not None:
+                    x = torch.where(f[:, None, None, None], x.flip(-1), x)
+                out = model(x.to(device), edge_index)
+            loss = group_wsss_loss(out.logits, out.logits_mid, y, lambda_mid)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            if freeze:
+                model.backbone.eval()
+            if acc is not None and epoch >= min(1, epochs - 1):
+                anchors = torch.tensor([0] + [len(g) for g in chunk[:-1]]).cumsum(0)
+                cam = (out.cam + out.cam_mid).detach()[anchors] / 2
+                if f is not None:
+                    cam = torch.where(f[anchors].to(device)[:, None, None, None], cam.flip(-1), cam)
+                acc.update(
+                    [int(nodes[a]) for a in anchors], cam, y[anchors],
+                    torch.sigmoid(out.logits.detach()[anchors]), force=epoch == epochs - 1,
+                )
+        sched.step()
+    model.eval()
+    return model, acc
+
+
+@torch.no_grad()
+def group_cams(
+    model: GroupGNN,
+    samples: Sequence[dict[str, Any]],
+    pool: Sequence[dict[str, Any]] = (),
+    group_size: int = 4,
+    groups_per_step: int = 4,
+    image_size: Optional[int | tuple[int, int]] = None,
+    ensemble: str = "normalized",
+    device: Optional[torch.device | str] = None,
+    progress: bool = False,
+) -> dict[str, list[Tensor]]:
+    """CAMs of every sample from both readouts and their self-ensemble.
+
+    Each sample is the anchor of a group completed greedily (paper strategy) from
+    ``samples`` + ``pool`` (images sharing the most classes); the anchor's maps are
+    upsampled to its image size, ReLU'd, max-normalised and zero for absent tags.
+
+    Returns:
+        ``{"intermediate", "graph", "ensemble"}`` -> list of float32 ``[C, H, W]`` CAMs.
+    """
+    from ..graphs import GreedyGroupSampler
+
+    check_positive(group_size, "group_size", integer=True)
+    check_positive(groups_per_step, "groups_per_step", integer=True)
+    if len(samples) == 0:
+        return {k: [] for k in READOUTS}
+    device = torch.device(device) if device is not None else next(model.parameters()).device
+    everything = list(samples) + list(pool)
+    sizes = [tuple(np.asarray(s["image"]).shape[:2]) for s in samples]
+    all_sizes = {tuple(np.asarray(s["image"]).shape[:2]) for s in everything}
+    if image_size is None and len(all_sizes) > 1:
+        image_size = sizes[0]
+    images, tags = stack_images(everything, image_size)
+    model.to(device).eval()
+    n = len(samples)
+    groups: dict[int, list[int]] = {}
+    if (tags[:n] > 0).any():
+        gs = GreedyGroupSampler(tags, group_size, strategy="paper", shuffle=False, empty="skip")
+        for g in gs:
+            if g[0] < n:
+                groups[g[0]] = g
+    out: dict[str, list[Tensor]] = {k: [] for k in READOUTS}
+    results: dict[int, dict[str, Tensor]] = {}
+    anchors = sorted(groups)
+    loops = _self_loops(model)
+    steps = range(0, len(anchors), groups_per_step)
+    for start in _progress(steps, "Group-WSSS CAMs", progress):
+        chunk = [groups[a] for a in anchors[start : start + groups_per_step]]
+        nodes, edge_index = group_batch(chunk, tags, loops)
+        pos = torch.tensor([0] + [len(g) for g in chunk[:-1]]).cumsum(0)
+        cams = model.cams(
+            images[nodes].to(device), edge_index.to(device), tags[nodes].to(device),
+            ensemble=ensemble,
+        )
+        for j, a in enumerate(anchors[start : start + groups_per_step]):
+            results[a] = {k: cams[k][pos[j]] for k in READOUTS}
+    for i in range(n):
+        c = tags.size(1)
+        h, w = sizes[i]
+        for k in READOUTS:
+            if i in results:
+                m = results[i][k][None]
+                m = F.interpolate(m, size=(h, w), mode="bilinear", align_corners=False)[0]
+                m = m / m.flatten(1).amax(1).clamp_min(1e-8)[:, None, None]
+                m = m * (tags[i] > 0).to(m.device)[:, None, None].to(m.dtype)
+            else:
+                m = torch.zeros(c, h, w)
+            out[k].append(m.float().cpu())
+    return out
+
+
+def cams_to_labels(
+    cams: Tensor | np.ndarray, tags: Any, bg_threshold: float = 0.2
+) -> np.ndarray:
+    """CAM pseudo-label: argmax over ``[bg_threshold, CAMs of present classes]``; ``uint8
+    [H, W]`` class ids (0 = background), fully labelled."""
+    c = torch.as_tensor(np.asarray(cams), dtype=torch.float32)
+    if c.dim() != 3:
+        raise ValueError(f"'cams' must have shape [C, H, W], got {tuple(c.shape)}")
+    check_positive(bg_threshold, "bg_threshold", strict=False)
+    t = torch.as_tensor(np.asarray(tags), dtype=torch.float32).reshape(-1)
+    if t.numel() != c.size(0):
+        raise ValueError(f"'tags' has {t.numel()} classes, 'cams' {c.size(0)}")
+    c = c.clamp_min(0) * (t > 0)[:, None, None]
+    bg = torch.full_like(c[:1], float(bg_threshold))
+    return torch.cat([bg, c]).argmax(0).numpy().astype(np.uint8)
+
+
+def pseudo_labels(
+    samples: Sequence[dict[str, Any]],
+    cams: Sequence[Tensor],
+    bg_threshold: float = 0.2,
+    crf: bool = True,
+    preset: str = "deeplab",
+    n_iter: int = 10,
+) -> list[np.ndarray]:
+    """Pseudo-labels: CAM + constant background score ``bg_threshold`` (helper
+    :func:`pyg_wsss.pseudo.cam_scores`), refined by a dense CRF
+    (:func:`pyg_wsss.pseudo.dense_crf`, restricted to background + the image's classes)
+    when ``crf``. ``uint8 [H, W]`` class ids."""
+    if len(samples) != len(cams):
+        raise ValueError(f"got {len(samples)} samples and {len(cams)} CAMs")
+    out = []
+    for s, cam in zip(samples, cams):
+        if not crf:
+            out.append(cams_to_labels(cam, s["tags"], bg_threshold))
+            continue
+        from ..pseudo import cam_scores, dense_crf
+
+        tags = np.asarray(s["tags"])
+        scores = cam_scores(cam, tags, bg_threshold=bg_threshold, normalize=None)
+        keep = [0] + (np.flatnonzero(tags > 0) + 1).tolist()
+        probs = dense_crf(s["image"], scores, preset=preset, n_iter=n_iter, labels=keep)
+        out.append(np.asarray(torch.as_tensor(probs).argmax(0).cpu().numpy(), dtype=np.uint8))
+    return out
+
+
+@register_demo("Group-WSSS")
+def demo(ctx: DemoContext) -> dict[str, list[np.ndarray]]:
+    """Train a Group-WSSS classifier (paper variant, K = 4) on ``ctx.train_samples`` +
+    ``ctx.samples`` (tags only) and label ``ctx.samples``.
+
+    The backbone starts from the context's trained CAM classifier's backbone when there is one
+    (``ctx.extras["classifier"]``, standing in for the paper's ImageNet initialisation) and is
+    then frozen (``ctx.fast``; its features are computed once) or fine-tuned at 1/10 of the
+    GNN learning rate. Rows: ``"Group-WSSS CAM"`` (self-ensembled CAM, background threshold
+    0.2), ``"Group-WSSS graph-readout CAM"`` (graph readout only) and ``"Group-WSSS + CRF"``
+    (ensemble CAM + dense CRF). Returns ``{}`` on contexts without
+    training images (the single real VOC photo): a group classifier cannot be trained there.
+    """
+    if not ctx.train_samples:
+        return {}
+    from ..nn.models import SmallCNN
+
+    torch.manual_seed(ctx.seed)
+    clf = ctx.extras.get("classifier")
+    backbone = getattr(clf, "backbone", None)
+    backbone = copy.deepcopy(backbone) if backbone is not None else SmallCNN()
+    c = ctx.num_classes - 1
+    model = build_group_model(c, backbone, hidden_channels=64 if ctx.fast else None)
+    train = list(ctx.train_samples) + list(ctx.samples)
+    pretrained = clf is not None
+    # fast: keep the trained backbone frozen (its features are cached); else fine-tune it
+    backbone_lr = (0.0 if ctx.fast else 1e-3) if pretrained else 1e-2
+    model, _ = train_group_wsss(
+        model, train, group_size=4, epochs=8 if ctx.fast else 15, lr=5e-2,
+        backbone_lr=backbone_lr, groups_per_step=4, device=ctx.device, progress=False,
+        seed=ctx.seed,
+    )
+    cams = group_cams(model, ctx.samples, ctx.train_samples, group_size=4, device=ctx.device)
+    ens = cams["ensemble"]
+    return {
+        "Group-WSSS CAM": pseudo_labels(ctx.samples, ens, crf=False),
+        "Group-WSSS graph-readout CAM": pseudo_labels(ctx.samples, cams["graph"], crf=False),
+        "Group-WSSS + CRF": pseudo_labels(ctx.samples, ens, crf=True),
+    }

@@ -1,0 +1,105 @@
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from pyg_wsss.pipelines import DemoContext
+from pyg_wsss.pipelines.group_wsss import (
+    build_group_model,
+    cams_to_labels,
+    demo,
+    group_batch,
+    group_cams,
+    pseudo_labels,
+    stack_images,
+    train_group_wsss,
+)
+
+
+class TinyCNN(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 8, 3, stride=4, padding=1)
+        self.channels = (8,)
+
+    def forward(self, x):
+        return [torch.relu(self.conv(x))]
+
+
+def _samples(n=6, size=16, c=3):
+    rng = np.random.default_rng(0)
+    out = []
+    for i in range(n):
+        tags = np.zeros(c, np.float32)
+        tags[i % c] = 1
+        if i % 2:
+            tags[(i + 1) % c] = 1
+        mask = np.zeros((size, size), np.uint8)
+        mask[4:12, 4:12] = i % c + 1
+        image = rng.integers(0, 255, (size, size, 3), dtype=np.uint8)
+        out.append({"image": image, "mask": mask, "tags": tags, "name": str(i)})
+    return out
+
+
+def test_stack_and_group_batch():
+    s = _samples()
+    x, t = stack_images(s)
+    assert x.shape == (6, 3, 16, 16) and t.shape == (6, 3) and 0 <= x.min() and x.max() <= 1
+    x2, _ = stack_images(s, image_size=8)
+    assert x2.shape == (6, 3, 8, 8)
+    nodes, ei = group_batch([[0, 3], [1, 4, 2]], t, self_loops=True)
+    assert nodes.tolist() == [0, 3, 1, 4, 2]
+    assert ((ei < 2) == (ei[[1, 0]] < 2)).all()  # no edge between the two groups
+    assert (ei[0] == ei[1]).sum() == 5
+    with pytest.raises(ValueError):
+        stack_images([])
+
+
+@pytest.mark.parametrize("sampler,backbone_lr", [("paper", 1e-3), ("code", 0.0)])
+def test_train_cams_labels(sampler, backbone_lr):
+    torch.manual_seed(0)
+    s = _samples()
+    model = build_group_model(3, TinyCNN(), hidden_channels=4)
+    model, acc = train_group_wsss(
+        model, s, group_size=3, epochs=1, sampler=sampler, backbone_lr=backbone_lr,
+        accumulate_cams=True, progress=False,
+    )
+    assert not model.training and len(acc) > 0
+    cams = group_cams(model, s[:2], s[2:], group_size=3)
+    assert set(cams) == {"intermediate", "graph", "ensemble"}
+    for k, v in cams.items():
+        assert len(v) == 2 and v[0].shape == (3, 16, 16)
+        assert torch.equal(v[0][torch.from_numpy(s[0]["tags"]) == 0], torch.zeros(2, 16, 16))
+    labels = pseudo_labels(s[:2], cams["ensemble"], crf=False)
+    assert labels[0].dtype == np.uint8 and labels[0].shape == (16, 16)
+    assert set(np.unique(labels[0])) <= {0, 1}
+    crf = pseudo_labels(s[:2], cams["ensemble"], crf=True, n_iter=2)
+    assert crf[1].shape == (16, 16) and set(np.unique(crf[1])) <= {0, 2, 3}
+
+
+def test_cams_to_labels_hand_example():
+    cams = np.zeros((2, 1, 3), np.float32)
+    cams[0, 0] = [0.1, 0.5, 0.9]
+    cams[1, 0] = [0.9, 0.6, 0.1]
+    assert cams_to_labels(cams, [1, 1], 0.2).tolist() == [[2, 2, 1]]
+    assert cams_to_labels(cams, [1, 0], 0.2).tolist() == [[0, 1, 1]]
+    with pytest.raises(ValueError):
+        cams_to_labels(cams, [1, 0, 0])
+    with pytest.raises(ValueError):
+        cams_to_labels(cams[0], [1])
+
+
+def test_bad_input_and_demo_without_training_images():
+    s = _samples()
+    with pytest.raises(TypeError):
+        train_group_wsss(nn.Linear(2, 2), s)
+    model = build_group_model(3, TinyCNN())
+    with pytest.raises(ValueError):
+        train_group_wsss(model, s, group_size=0)
+    with pytest.raises(ValueError):
+        train_group_wsss(build_group_model(4, TinyCNN()), s, epochs=1, progress=False)
+    with pytest.raises(ValueError):
+        pseudo_labels(s[:2], [])
+    ctx = DemoContext(name="voc-image", samples=s[:1], cams=[torch.zeros(3, 16, 16)],
+                      num_classes=4, class_names=["background", "a", "b", "c"])
+    assert demo(ctx) == {}
