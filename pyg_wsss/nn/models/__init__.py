@@ -3,6 +3,11 @@ from pyg_wsss._lazy import lazy_getattr
 
 _MEMBERS = {
     "WSGCN": "wsgcn",
+    "BatchedWSGCN": "wsgcn",
+    "fit_wsgcn": "wsgcn",
+    "wsgcn_adjacency": "wsgcn",
+    "wsgcn_graph": "wsgcn",
+    "random_walk_transition": "wsgcn",
     "A2GNN": "a2gnn",
     "AffinityNet": "affinity_net",
     "GroupGNN": "group_gnn",

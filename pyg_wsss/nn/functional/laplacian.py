@@ -1,0 +1,150 @@
+r"""Graph-Laplacian smoothness loss over an edge list (W 6-7)."""
+
+from __future__ import annotations
+
+import warnings
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from ..._checks import check_choice, check_edge_index, check_tensor
+from .cross_entropy import REDUCTIONS, _check_batch, reduce_graphs
+
+VARIANTS = (None, "paper", "code")
+METHODS = ("edges", "spmm")
+
+
+class _CSRMatMul(torch.autograd.Function):
+    """``A @ X`` for a sparse CSR ``A`` with the backward ``A^T @ G`` through a precomputed
+    CSR transpose (autograd through CSR products is slow on CPU)."""
+
+    @staticmethod
+    def forward(ctx, a: Tensor, a_t: Tensor, x: Tensor) -> Tensor:  # type: ignore[override]
+        ctx.a_t = a_t
+        return a @ x
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):  # type: ignore[override]
+        return None, None, ctx.a_t @ grad
+
+
+def csr_matmul(a: Tensor, a_t: Tensor, x: Tensor) -> Tensor:
+    """``a @ x`` (``a`` sparse CSR ``[M, N]``, ``a_t`` its transpose as CSR) with a fast
+    backward. ``x`` is ``[N, F]``."""
+    if a._nnz() == 0:
+        return x.new_zeros(a.size(0), x.size(1)) + 0 * x.sum()
+    return _CSRMatMul.apply(a, a_t, x)
+
+
+def to_csr(row: Tensor, col: Tensor, value: Tensor, size: tuple[int, int]) -> Tensor:
+    """Sparse CSR ``[size]`` with entries ``value`` at ``(row, col)`` (duplicates summed)."""
+    coo = torch.sparse_coo_tensor(
+        torch.stack([row.long(), col.long()]), value, size, check_invariants=False
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # "sparse CSR support is in beta"
+        return coo.coalesce().to_sparse_csr()
+
+
+def laplacian_matrix(
+    edge_index: Tensor, edge_weight: Tensor | None, num_nodes: int, dtype: torch.dtype | None = None
+) -> Tensor:
+    r"""Sparse CSR :math:`L = D - W_s` of the symmetrised weights
+    :math:`W_s = (W + W^T) / 2` (:math:`W_{ij}` = weight of edge ``j -> i``), so that
+    :math:`\operatorname{tr}(Y^T L Y) = \frac12 \sum_{(j \to i)} w_{ji} \|y_i - y_j\|^2`
+    for any edge list (self-loops cancel). ``[N, N]``, symmetric, ``2 E + N`` stored entries at
+    most; never dense."""
+    src, dst = edge_index[0].long(), edge_index[1].long()
+    if edge_weight is None:
+        edge_weight = torch.ones(src.numel(), dtype=dtype or torch.float, device=src.device)
+    w = edge_weight.to(dtype) if dtype is not None else edge_weight
+    half = w / 2
+    deg = w.new_zeros(num_nodes).index_add(0, dst, half).index_add(0, src, half)
+    nodes = torch.arange(num_nodes, device=src.device)
+    row = torch.cat([dst, src, nodes])
+    col = torch.cat([src, dst, nodes])
+    val = torch.cat([-half, -half, deg])
+    return to_csr(row, col, val, (num_nodes, num_nodes))
+
+
+def laplacian_loss(
+    y: Tensor,
+    edge_index: Tensor,
+    edge_weight: Tensor | None = None,
+    num_nodes: int | None = None,
+    variant: str | None = None,
+    batch: Tensor | None = None,
+    num_graphs: int | None = None,
+    reduction: str = "mean",
+    method: str = "edges",
+) -> Tensor:
+    r"""Laplacian (smoothness) loss of WSGCN (W 6):
+
+    .. math::
+        \ell_{lp} = \frac{1}{2|\mathcal{V}|} \sum_{(j \to i) \in \mathcal{E}} \Phi_{ji}
+                    \|y_i - y_j\|_2^2
+                  = \frac{1}{|\mathcal{V}|} \operatorname{tr}(Y^T L Y)
+
+    with :math:`L = D - \Phi` when the edge set is symmetric (each unordered pair once in
+    each direction with the same weight, as :func:`~pyg_wsss.graphs.pixel_graph` builds it;
+    otherwise :math:`\Phi` is replaced by :math:`(\Phi + \Phi^T)/2`). The weights
+    :math:`\Phi` are the Gaussian colour/position kernel of W 7:
+    :func:`~pyg_wsss.graphs.gaussian_edge_weight` with ``preset="wsgcn_paper"`` or
+    ``"wsgcn_code"`` on ``pixel_graph(h, w, 2, shape="square")`` (the 5x5 window).
+
+    What :math:`Y` is: the paper applies the loss to the probabilities :math:`Q`, the
+    authors' code to the log-probabilities. ``variant=None`` uses ``y`` as given (pass what
+    you want); ``variant="paper"`` applies :func:`torch.softmax` to ``y`` and
+    ``variant="code"`` :func:`torch.log_softmax` (``y`` then holds logits or
+    log-probabilities).
+
+    Args:
+        y: ``[N, K]`` node values.
+        edge_index: ``[2, E]`` (source ``j``, target ``i``).
+        edge_weight: ``[E]`` weights :math:`\Phi_{ji}` (default 1).
+        num_nodes: ``N`` (default ``y.size(0)``); the normaliser :math:`|\mathcal{V}|`.
+        variant: ``None`` | ``"paper"`` | ``"code"`` (see above).
+        batch, num_graphs: Optional PyG batch vector: per-graph loss, each normalised by
+            its own node count (edges must not cross graphs).
+        reduction: ``"mean"`` / ``"sum"`` over graphs or ``"none"`` (``[num_graphs]``).
+        method: ``"edges"`` (gather/scatter over the edge list: the reference) or
+            ``"spmm"`` (:math:`\sum_i y_i \cdot (L Y)_i` with a sparse CSR Laplacian: no
+            ``[E, K]`` temporary; same value up to rounding).
+
+    Shapes:
+        y ``[N, K]``, edge_index ``[2, E]``, edge_weight ``[E]`` -> ``[]`` or ``[B]``.
+    """
+    check_tensor(y, "y", ndim=2, floating=True)
+    check_choice(variant, VARIANTS, "variant")
+    check_choice(reduction, REDUCTIONS, "reduction")
+    check_choice(method, METHODS, "method")
+    n = y.size(0) if num_nodes is None else num_nodes
+    if n != y.size(0):
+        raise ValueError(f"'num_nodes' is {n} but 'y' has {y.size(0)} rows")
+    check_edge_index(edge_index, n)
+    if edge_weight is not None:
+        check_tensor(edge_weight, "edge_weight", ndim=1, floating=True)
+        if edge_weight.numel() != edge_index.size(1):
+            raise ValueError(
+                f"'edge_weight' has {edge_weight.numel()} entries but there are "
+                f"{edge_index.size(1)} edges"
+            )
+    batch, b = _check_batch(batch, n, num_graphs)
+    batch = batch.to(y.device)
+    if variant == "paper":
+        y = F.softmax(y, dim=-1)
+    elif variant == "code":
+        y = F.log_softmax(y, dim=-1)
+    src, dst = edge_index[0].long(), edge_index[1].long()
+    if method == "edges":
+        diff = (y[dst] - y[src]).pow(2).sum(-1)
+        if edge_weight is not None:
+            diff = diff * edge_weight.to(y.dtype)
+        total = y.new_zeros(b).index_add(0, batch[dst], diff) / 2
+    else:
+        lap = laplacian_matrix(edge_index, edge_weight, n, dtype=y.dtype)
+        per_node = (y * csr_matmul(lap, lap, y)).sum(-1)
+        total = y.new_zeros(b).index_add(0, batch, per_node)
+    count = y.new_zeros(b).index_add(0, batch, torch.ones_like(batch, dtype=y.dtype))
+    return reduce_graphs(total / count.clamp(min=1), reduction)

@@ -1,0 +1,562 @@
+"""WSGCN end to end (Pan et al. 2021; NOTES.md section 2): CAMs -> partial pseudo labels on
+the stride-``s`` grid -> a 2-layer GCN trained per image (all images of a batch at once) ->
+bilinear upsampling -> dense CRF.
+
+Library functions (used by ``examples/wsgcn.py`` and the demo):
+
+* :func:`grid_shape`, :func:`resize_image`, :func:`resize_cams` — the node grid.
+* :func:`node_features` — node features from a backbone feature pyramid and/or colour and
+  position.
+* :func:`partial_labels` — NOTES.md 2.4 (la/ha CRF merge, top 30 %, background > 0.8, vote)
+  through :func:`pyg_wsss.pseudo.wsgcn_partial_labels`, at grid resolution.
+* :func:`build_wsgcn_data` — one image as a PyG :class:`~torch_geometric.data.Data`
+  (``x``, GCN graph ``edge_index``/``edge_weight``, partial labels ``y``, Laplacian graph
+  ``lap_edge_index``/``lap_edge_weight``).
+* :func:`train_wsgcn_batch` — per-image GCNs for a list of such graphs as one batched problem
+  (:func:`pyg_wsss.nn.models.wsgcn.fit_wsgcn`).
+* :func:`complete_labels` — upsampling (``align_corners=True``, as the code) and the final
+  dense CRF (``"wsgcn"`` preset).
+* :func:`wsgcn_pseudo_labels` — all of it for a list of images.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+from torch_geometric.data import Batch, Data
+
+from .._checks import as_rgb_image, check_choice, check_positive, check_tensor
+from . import DemoContext, register_demo
+
+
+# --------------------------------------------------------------------------------------------
+# Grid helpers
+# --------------------------------------------------------------------------------------------
+def grid_shape(height: int, width: int, stride: int = 4) -> tuple[int, int]:
+    """The node grid of an image: ``(ceil(H / s), ceil(W / s))`` (IRNet's ``(x - 1) // s + 1``;
+    375x500 at stride 4 gives 94x125)."""
+    check_positive(height, "height", integer=True)
+    check_positive(width, "width", integer=True)
+    check_positive(stride, "stride", integer=True)
+    return (int(height) - 1) // stride + 1, (int(width) - 1) // stride + 1
+
+
+def resize_image(image: Any, size: tuple[int, int]) -> np.ndarray:
+    """``uint8 [H, W, 3]`` -> ``uint8 [h, w, 3]`` with area interpolation (the code uses
+    PIL's LANCZOS; area is the alias-free choice for down-sampling)."""
+    import cv2
+
+    img = as_rgb_image(image)
+    h, w = size
+    if img.shape[:2] == (h, w):
+        return img
+    return cv2.resize(img, (w, h), interpolation=cv2.INTER_AREA)
+
+
+def resize_cams(cams: Tensor, size: tuple[int, int]) -> Tensor:
+    """``[C, H, W]`` -> ``[C, h, w]`` bilinear (``align_corners=False``)."""
+    check_tensor(cams, "cams", ndim=3, floating=True)
+    if tuple(cams.shape[1:]) == tuple(size) or cams.size(0) == 0:
+        return cams if cams.size(0) else cams.new_zeros(0, *size)
+    return F.interpolate(cams[None].float(), size=size, mode="bilinear", align_corners=False)[0]
+
+
+def node_features(
+    image: Any,
+    grid: tuple[int, int],
+    features: Sequence[Tensor] | None = None,
+    colour: float = 1.0,
+    position: float = 0.0,
+    standardize: bool = True,
+    max_dim: int | None = 32,
+    cams: Tensor | None = None,
+    cam_weight: float = 0.0,
+) -> Tensor:
+    r"""Node features ``[h * w, D]`` on the grid (row-major).
+
+    * ``features``: a backbone feature pyramid (list of ``[C_l, h_l, w_l]``, e.g. the CAM
+      classifier's ``backbone(x)``): every level is resized bilinearly to the grid and the
+      levels are concatenated (WSGCN-I concatenates IRNet's five edge-branch levels at
+      stride 4). With ``standardize`` every channel gets zero mean and unit variance over the
+      image, then every level is divided by ``sqrt(C_l)`` so that levels weigh equally.
+    * ``colour`` (weight, 0 = off): the area-downsampled RGB in ``[0, 1]``.
+    * ``position`` (weight, 0 = off): ``(row / h, col / w)``.
+    * ``cams`` with ``cam_weight`` (0 = off): the CAMs resized to the grid (an addition of
+      ours; the paper's node features are class-agnostic).
+
+    The pyramid part is reduced to its first ``max_dim`` principal components (``None``:
+    keep all) so that the affinity graph and the first layer stay cheap; the components are
+    rescaled to the pyramid's total variance.
+    """
+    h, w = int(grid[0]), int(grid[1])
+    parts: list[Tensor] = []
+    if features is not None:
+        for level in features:
+            check_tensor(level, "features", ndim=3, floating=True, finite=True)
+            f = F.interpolate(
+                level[None].float().cpu(), size=(h, w), mode="bilinear", align_corners=False
+            )[0]
+            f = f.reshape(f.size(0), -1).t()
+            if standardize:
+                f = (f - f.mean(0)) / f.std(0, unbiased=False).clamp(min=1e-6)
+                f = f / math.sqrt(f.size(1))
+            parts.append(f)
+        if parts and max_dim is not None:
+            pyr = torch.cat(parts, 1)
+            parts = [_pca(pyr, int(max_dim))]
+    if cams is not None and cam_weight:
+        parts.append(
+            resize_cams(cams.float().cpu(), (h, w)).reshape(cams.size(0), -1).t() * cam_weight
+        )
+    if colour:
+        small = torch.from_numpy(resize_image(image, (h, w))).float().div(255).reshape(-1, 3)
+        parts.append(small * float(colour))
+    if position:
+        rows = torch.arange(h, dtype=torch.float).div(max(h - 1, 1))
+        cols = torch.arange(w, dtype=torch.float).div(max(w - 1, 1))
+        pos = torch.stack(torch.meshgrid(rows, cols, indexing="ij"), -1).reshape(-1, 2)
+        parts.append(pos * float(position))
+    if not parts:
+        raise ValueError("no node features: give 'features', or a non-zero 'colour'/'position'")
+    return torch.cat(parts, 1)
+
+
+def _pca(x: Tensor, k: int) -> Tensor:
+    """First ``k`` principal components of ``x [N, D]`` (deterministic SVD), scaled so that
+    their total variance equals that of ``x``."""
+    if x.size(1) <= k:
+        return x
+    xc = x - x.mean(0)
+    _, s, v = torch.linalg.svd(xc, full_matrices=False)
+    z = xc @ v[:k].t()
+    total = xc.pow(2).sum().clamp(min=1e-12)
+    return z * (total / z.pow(2).sum().clamp(min=1e-12)).sqrt()
+
+
+def _tag_vector(tags: Any, num_fg: int) -> np.ndarray:
+    t = np.zeros(num_fg, dtype=np.float32) if tags is None else np.asarray(tags, dtype=np.float32)
+    if t.shape != (num_fg,):
+        raise ValueError(f"'tags' must have shape [{num_fg}], got {t.shape}")
+    return t
+
+
+def partial_labels(
+    image: Any,
+    cams: Tensor,
+    tags: Any,
+    grid: tuple[int, int],
+    bg_fallback: float | None = 0.3,
+    **kwargs: Any,
+) -> np.ndarray:
+    """WSGCN's partial pseudo labels at grid resolution (NOTES.md 2.4: the image and the CAMs
+    are resized to the grid and all CRFs run there). ``kwargs`` go to
+    :func:`pyg_wsss.pseudo.wsgcn_partial_labels` (``alpha_low=4``, ``alpha_high=32``,
+    ``ratio=0.3``, ``min_score=0.1``, ``bg_confidence=0.8``, ``vote=True``, ...).
+
+    ``bg_fallback`` (ours; ``None`` = off, as upstream): when the image gets **no**
+    background seed — upstream's rule ``(1 - max CAM)^32 > 0.8`` needs ``max CAM < 0.007``,
+    which weak CAMs that are nowhere exactly zero never reach — the unlabelled nodes whose
+    max CAM lies in the lowest ``bg_fallback`` fraction of the image become background seeds.
+    Without any background seed the GCN labels the whole image as foreground.
+
+    Returns:
+        ``uint8 [h, w]``: 0 background, ``1..C`` classes, 255 unlabelled.
+    """
+    from ..pseudo import wsgcn_partial_labels
+
+    small = resize_image(image, grid)
+    cam_small = resize_cams(cams, grid)
+    tag_vec = _tag_vector(tags, cams.size(0))
+    lab = np.asarray(wsgcn_partial_labels(small, cam_small, tag_vec, **kwargs), dtype=np.uint8)
+    if bg_fallback and not (lab == 0).any():
+        present = torch.from_numpy(tag_vec > 0)
+        peak = (cam_small[present].amax(0) if present.any() else torch.zeros(grid)).numpy()
+        cut = np.quantile(peak, float(bg_fallback))
+        lab = lab.copy()
+        lab[(lab == 255) & (peak <= cut)] = 0
+    return lab
+
+
+# --------------------------------------------------------------------------------------------
+# Graphs and training
+# --------------------------------------------------------------------------------------------
+@dataclass
+class WSGCNConfig:
+    """Settings of the WSGCN pipeline (paper values unless stated).
+
+    Attributes:
+        stride: Node grid stride (4: WSGCN-I's IRNet grid).
+        graph: ``"affinity"`` (feature affinity on a radius graph) or ``"random_walk"``
+            (truncated sparse :math:`T^{2^k}`), see :func:`~pyg_wsss.nn.models.wsgcn.wsgcn_graph`.
+        radius, beta, exp_times, top_k: Graph parameters.
+        adjacency: ``"paper"`` (:math:`A + I`) or ``"code"`` (:math:`D^{-1}(\\max(A, A^T)+I)`).
+        steps, lr, weight_decay, hidden_channels, dropout: 250, 0.01, 5e-4, 16, 0.3.
+        beta_entropy, beta_laplacian: 10 and 1e-2 (0 switches the term off).
+        entropy_variant: ``"code"`` (default, see :func:`~pyg_wsss.nn.models.wsgcn.fit_wsgcn`:
+            the printed sum over classes with beta1 = 10 collapses the predictions) |
+            ``"paper"``; laplacian_on: ``"probs"`` (paper) |
+            ``"log_probs"`` (code); laplacian_preset: ``"wsgcn_paper"`` | ``"wsgcn_code"``.
+        colour, position: Weights of colour / position node features.
+        feature_dim: Principal components of the backbone pyramid used for the affinity
+            graph ``A`` (``None``: all); the GCN input keeps every channel (``A V`` is
+            computed once, so its width costs little).
+        affinity_scale: Scale of the features before the affinity ``exp(-|f_i - f_j|_1 / d)``
+            (``"auto"``: median 4-neighbour affinity^beta = 1/e, ours; ``None``: as is).
+        graph_sigma_rgb: Multiply the graph affinity by a colour kernel of this width (RGB in
+            ``[0, 1]``; ``None`` = off, paper; 0.1 = the random-walk baseline's kernel).
+        cam_features: Weight of the CAMs as extra node features (0 = off, paper).
+        batch_size: Images per batched optimisation.
+        crf_scores: Final CRF input: ``"probabilities"`` (renormalised probabilities) or
+            ``"double_softmax"`` (the code's softmax over probabilities).
+        restrict_to_tags: Argmax only over background + the image's tags (the code's label PNG
+            takes all 21 classes; its CRF uses only the image's classes).
+        bg_fallback: Background seeds for images that get none (:func:`partial_labels`).
+        partial: Extra arguments of :func:`pyg_wsss.pseudo.wsgcn_partial_labels`.
+    """
+
+    stride: int = 4
+    graph: str = "affinity"
+    radius: int = 5
+    beta: float = 10.0
+    exp_times: int = 3
+    top_k: int | None = 32
+    adjacency: str = "code"
+    steps: int = 250
+    lr: float = 0.01
+    weight_decay: float = 5e-4
+    hidden_channels: int = 16
+    dropout: float = 0.3
+    beta_entropy: float = 10.0
+    beta_laplacian: float = 1e-2
+    entropy_variant: str = "code"
+    laplacian_on: str = "probs"
+    laplacian_preset: str = "wsgcn_code"
+    colour: float = 1.0
+    position: float = 0.0
+    feature_dim: int | None = 32
+    affinity_scale: float | str | None = "auto"
+    graph_sigma_rgb: float | None = None
+    cam_features: float = 0.0
+    batch_size: int = 8
+    crf_scores: str = "probabilities"
+    restrict_to_tags: bool = True
+    bg_fallback: float | None = 0.3
+    partial: dict[str, Any] = field(default_factory=dict)
+
+
+def _auto_affinity_scale(x: Tensor, grid: tuple[int, int], beta: float) -> float:
+    """Feature scale that makes the median 4-neighbour affinity :math:`\\exp(-\beta
+    \\|f_i - f_j\\|_1 / d)` equal to :math:`e^{-1}` (a self-tuning bandwidth; ours)."""
+    h, w = grid
+    f = x.reshape(h, w, -1)
+    d = [
+        (f[1:] - f[:-1]).abs().mean(-1).reshape(-1),
+        (f[:, 1:] - f[:, :-1]).abs().mean(-1).reshape(-1),
+    ]
+    med = torch.cat(d).median() if h * w > 1 else x.new_tensor(0.0)
+    return float(1.0 / (beta * med.clamp(min=1e-12)))
+
+
+def build_wsgcn_data(
+    image: Any,
+    labels: np.ndarray,
+    x: Tensor,
+    config: WSGCNConfig,
+    affinity_x: Tensor | None = None,
+) -> Data:
+    r"""One image as a PyG ``Data`` for :func:`train_wsgcn_batch`.
+
+    Args:
+        image: ``uint8 [H, W, 3]`` (full resolution; resized to the grid for :math:`\Phi`).
+        labels: ``[h, w]`` partial labels on the grid.
+        x: ``[h * w, D]`` node features (:func:`node_features`).
+        config: Graph settings.
+        affinity_x: Features for the affinity graph ``A`` (default ``x``).
+
+    Returns:
+        ``Data(x, edge_index, edge_weight, y, lap_edge_index, lap_edge_weight, grid_size)``.
+        ``lap_edge_index`` is offset like ``edge_index`` when batched (its name contains
+        "index").
+    """
+    from ..graphs import gaussian_edge_weight, pixel_graph
+    from ..nn.models.wsgcn import wsgcn_graph
+
+    h, w = labels.shape
+    ax = x if affinity_x is None else affinity_x
+    if config.affinity_scale == "auto":
+        ax = ax * _auto_affinity_scale(ax, (h, w), config.beta)
+    elif config.affinity_scale is not None:
+        ax = ax * float(config.affinity_scale)
+    colour = torch.from_numpy(resize_image(image, (h, w))).float().div(255).reshape(-1, 3)
+    ei, ew = wsgcn_graph(
+        ax,
+        (h, w),
+        radius=config.radius,
+        method=config.graph,
+        beta=config.beta,
+        exp_times=config.exp_times,
+        top_k=config.top_k,
+        variant=config.adjacency,
+        colour=colour if config.graph_sigma_rgb else None,
+        sigma_rgb=config.graph_sigma_rgb or 0.1,
+    )
+    lap = pixel_graph(h, w, 2, shape="square")
+    lw = gaussian_edge_weight(colour, lap.pos, lap.edge_index, preset=config.laplacian_preset)
+    return Data(
+        x=x.float(),
+        edge_index=ei,
+        edge_weight=ew.float(),
+        y=torch.from_numpy(labels.astype(np.int64)).reshape(-1),
+        lap_edge_index=lap.edge_index,
+        lap_edge_weight=lw,
+        grid_size=(h, w),
+        num_nodes=h * w,
+    )
+
+
+def train_wsgcn_batch(
+    graphs: Sequence[Data],
+    config: WSGCNConfig,
+    seeds: Sequence[int] | None = None,
+    num_classes: int = 21,
+    device: torch.device | str | None = None,
+    progress: bool = False,
+) -> list[Tensor]:
+    """Train one GCN per graph, all graphs as one batched problem; returns one eval-mode
+    log-probability tensor ``[K, h, w]`` per graph (on CPU)."""
+    from ..nn.models.wsgcn import fit_wsgcn
+
+    device = torch.device(device or "cpu")
+    batch = Batch.from_data_list(list(graphs)).to(device)
+    seeds = list(range(len(graphs))) if seeds is None else list(seeds)
+    out = fit_wsgcn(
+        batch.x,
+        batch.edge_index,
+        batch.edge_weight,
+        batch.y,
+        batch.batch,
+        seeds=seeds,
+        lap_edge_index=batch.lap_edge_index,
+        lap_edge_weight=batch.lap_edge_weight,
+        steps=config.steps,
+        lr=config.lr,
+        weight_decay=config.weight_decay,
+        beta_entropy=config.beta_entropy,
+        beta_laplacian=config.beta_laplacian,
+        entropy_variant=config.entropy_variant,
+        laplacian_on=config.laplacian_on,
+        hidden_channels=config.hidden_channels,
+        num_classes=num_classes,
+        dropout=config.dropout,
+        progress=progress,
+    ).cpu()
+    results = []
+    for i, g in enumerate(graphs):
+        lo, hi = int(batch.ptr[i]), int(batch.ptr[i + 1])
+        h, w = g.grid_size
+        results.append(out[lo:hi].t().reshape(num_classes, h, w))
+    return results
+
+
+def complete_labels(
+    log_probs: Tensor,
+    image: Any,
+    tags: Any = None,
+    crf: bool = True,
+    crf_scores: str = "probabilities",
+    restrict_to_tags: bool = True,
+    crf_preset: str = "wsgcn",
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """Complete labels from grid log-probabilities ``[K, h, w]``: bilinear upsampling to the
+    image with ``align_corners=True`` (the code), argmax (over background + tags with
+    ``restrict_to_tags``), and optionally the final dense CRF (preset ``"wsgcn"``: 3/3,
+    50/5/3) over background + the image's classes.
+
+    Returns:
+        ``(labels uint8 [H, W], crf_labels uint8 [H, W] or None)``.
+    """
+    check_tensor(log_probs, "log_probs", ndim=3, floating=True)
+    check_choice(crf_scores, ("probabilities", "double_softmax"), "crf_scores")
+    img = as_rgb_image(image)
+    k = log_probs.size(0)
+    up = F.interpolate(
+        log_probs[None].float(), size=img.shape[:2], mode="bilinear", align_corners=True
+    )[0]
+    keep = np.arange(k)
+    if restrict_to_tags and tags is not None:
+        t = _tag_vector(tags, k - 1)
+        keep = np.concatenate([[0], 1 + np.flatnonzero(t > 0)])
+    masked = torch.full_like(up, -math.inf)
+    masked[keep] = up[keep]
+    labels = masked.argmax(0).numpy().astype(np.uint8)
+    crf_labels = None
+    if crf:
+        from ..pseudo import dense_crf
+
+        if tags is not None:
+            t = _tag_vector(tags, k - 1)
+            crf_keep = np.concatenate([[0], 1 + np.flatnonzero(t > 0)])
+        else:
+            crf_keep = keep
+        probs = up.exp()
+        if len(crf_keep) == 1:
+            crf_labels = np.full(img.shape[:2], int(crf_keep[0]), dtype=np.uint8)
+        else:
+            q = dense_crf(
+                img,
+                probs,
+                preset=crf_preset,
+                labels=crf_keep.tolist(),
+                scores="logits" if crf_scores == "double_softmax" else "probabilities",
+            )
+            crf_labels = np.asarray(q).argmax(0).astype(np.uint8)
+    return labels, crf_labels
+
+
+def wsgcn_pseudo_labels(
+    samples: Sequence[dict[str, Any]],
+    cams: Sequence[Tensor],
+    features: Sequence[Sequence[Tensor]] | None = None,
+    config: WSGCNConfig | None = None,
+    num_classes: int | None = None,
+    device: torch.device | str | None = None,
+    seed: int = 0,
+    crf: bool = True,
+    progress: bool = False,
+    return_partial: bool = False,
+) -> dict[str, list[np.ndarray]]:
+    """The whole WSGCN pipeline for a list of images.
+
+    Args:
+        samples: Sample dicts (``image``, ``tags``).
+        cams: One ``[C, H, W]`` CAM per sample (in ``[0, 1]``).
+        features: Optional backbone feature pyramid per sample (node features); colour and
+            position features are added by ``config``.
+        config: :class:`WSGCNConfig` (default: the paper's values).
+        num_classes: ``C + 1`` (default ``cams[0].size(0) + 1``).
+        seed: Image ``i`` trains with seed ``seed + i``.
+        crf: Also return the CRF-refined labels.
+        return_partial: Also return the partial labels (``"partial"``, upsampled by nearest
+            neighbour; 255 = unlabelled).
+
+    Returns:
+        ``{"WSGCN": [...], "WSGCN + CRF": [...]}`` (+ ``"partial"``): ``uint8 [H, W]`` maps.
+    """
+    config = config or WSGCNConfig()
+    if len(samples) != len(cams):
+        raise ValueError(f"{len(samples)} samples but {len(cams)} CAMs")
+    if features is not None and len(features) != len(samples):
+        raise ValueError(f"{len(samples)} samples but {len(features)} feature pyramids")
+    if not samples:
+        return {"WSGCN": [], "WSGCN + CRF": []} if crf else {"WSGCN": []}
+    k = num_classes or cams[0].size(0) + 1
+    graphs, partials = [], []
+    it = range(len(samples))
+    if progress:
+        from tqdm.auto import tqdm
+
+        it = tqdm(it, desc="WSGCN graphs", leave=False)
+    for i in it:
+        s = samples[i]
+        img = as_rgb_image(s["image"])
+        grid = grid_shape(img.shape[0], img.shape[1], config.stride)
+        lab = partial_labels(
+            img, cams[i], s.get("tags"), grid, bg_fallback=config.bg_fallback, **config.partial
+        )
+        feats = None if features is None else features[i]
+        x = node_features(
+            img,
+            grid,
+            feats,
+            colour=config.colour,
+            position=config.position,
+            max_dim=None,
+            cams=cams[i],
+            cam_weight=config.cam_features,
+        )
+        ax = None
+        if feats is not None and config.feature_dim is not None:
+            ax = node_features(
+                img,
+                grid,
+                feats,
+                colour=config.colour,
+                position=config.position,
+                max_dim=config.feature_dim,
+            )
+        graphs.append(build_wsgcn_data(img, lab, x, config, affinity_x=ax))
+        partials.append(lab)
+    rows: dict[str, list[np.ndarray]] = {"WSGCN": []}
+    if crf:
+        rows["WSGCN + CRF"] = []
+    if return_partial:
+        rows["partial"] = []
+    for start in range(0, len(graphs), config.batch_size):
+        chunk = graphs[start : start + config.batch_size]
+        seeds = [seed + start + j for j in range(len(chunk))]
+        outs = train_wsgcn_batch(chunk, config, seeds, k, device, progress)
+        for j, lp in enumerate(outs):
+            s = samples[start + j]
+            lab, lab_crf = complete_labels(
+                lp,
+                s["image"],
+                s.get("tags"),
+                crf=crf,
+                crf_scores=config.crf_scores,
+                restrict_to_tags=config.restrict_to_tags,
+            )
+            rows["WSGCN"].append(lab)
+            if crf:
+                rows["WSGCN + CRF"].append(lab_crf)
+            if return_partial:
+                p = torch.from_numpy(partials[start + j])[None, None].float()
+                up = F.interpolate(p, size=lab.shape, mode="nearest")[0, 0]
+                rows["partial"].append(up.numpy().astype(np.uint8))
+    return rows
+
+
+def pyramid_features(
+    backbone: Any, images: Sequence[Any], device: Any = None
+) -> list[list[Tensor]]:
+    """Feature pyramids (list of ``[C_l, h_l, w_l]``) of ``backbone`` for uint8 images."""
+    device = torch.device(device or "cpu")
+    out = []
+    was_training = getattr(backbone, "training", False)
+    backbone.eval()
+    with torch.no_grad():
+        for im in images:
+            x = torch.from_numpy(as_rgb_image(im)).permute(2, 0, 1).float().div(255)[None]
+            out.append([f[0].cpu() for f in backbone(x.to(device))])
+    if was_training:
+        backbone.train()
+    return out
+
+
+@register_demo("WSGCN")
+def demo(ctx: DemoContext) -> dict[str, list[np.ndarray]]:
+    """Rows ``"WSGCN"`` and ``"WSGCN + CRF"``. Node features: the CAM classifier's
+    feature pyramid when the context has one (else colour and position); 250 steps (150 with
+    ``ctx.fast``)."""
+    config = WSGCNConfig()
+    if ctx.features is None:  # colour only is too weak a node feature: add the position
+        config.position = 1.0
+    if ctx.fast:  # the demo's time budget (< 40 s per context on 2 cores)
+        config.steps = 150
+    h, w = ctx.samples[0]["image"].shape[:2] if ctx.samples else (0, 0)
+    if max(h, w) <= 160:  # small synthetic images: a finer grid
+        config.stride = 2
+    return wsgcn_pseudo_labels(
+        ctx.samples,
+        ctx.cams,
+        ctx.features,
+        config,
+        num_classes=ctx.num_classes,
+        device=ctx.device,
+        seed=ctx.seed,
+    )
