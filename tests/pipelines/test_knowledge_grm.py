@@ -1,0 +1,125 @@
+import numpy as np
+import pytest
+import torch
+
+from pyg_wsss.pipelines import DemoContext, demos
+from pyg_wsss.pipelines.knowledge_grm import (
+    cam_seeds,
+    class_knowledge,
+    embedding_relation,
+    format_rows,
+    run_knowledge_grm,
+)
+
+
+@pytest.fixture
+def one_thread():
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+@pytest.fixture(scope="module")
+def synthetic():
+    from pyg_wsss.data import SyntheticWSSS
+
+    ds = SyntheticWSSS(num_images=10, image_size=48, num_classes=3, seed=0)
+    return ds, [ds[i] for i in range(len(ds))]
+
+
+def test_class_knowledge_sources():
+    tags = np.array([[1, 1, 0], [1, 1, 0], [0, 0, 1], [1, 0, 0]], np.float32)
+    feats, rel = class_knowledge("cooccurrence", tags=tags)
+    assert feats.shape == (3, 3) and rel.shape == (3, 3)
+    assert rel[0, 1] > 0 and rel[0, 2] == 0  # 0 and 1 co-occur, 0 and 2 never
+    feats, rel = class_knowledge("none", num_classes=4)
+    assert torch.equal(rel, torch.zeros(4, 4)) and torch.equal(feats, torch.eye(4))
+    feats, rel = class_knowledge("wordnet", dataset="voc")
+    assert feats.shape == (20, 50) and rel.shape == (20, 20)
+    with pytest.raises(ValueError, match="tags"):
+        class_knowledge("cooccurrence")
+    with pytest.raises(ValueError, match="source"):
+        class_knowledge("conceptnet")
+    with pytest.raises(ValueError, match="expected"):
+        class_knowledge("wordnet", num_classes=5)
+
+
+def test_embedding_relation():
+    emb = torch.tensor([[1.0, 0.0], [1.0, 1.0], [-1.0, 0.0]])
+    rel = embedding_relation(emb)
+    assert torch.equal(rel.diagonal(), torch.zeros(3)) and rel[0, 2] == 0
+    torch.testing.assert_close(rel[0, 1], torch.tensor(2**-0.5))
+    with pytest.raises(ValueError, match="embeddings"):
+        embedding_relation(torch.zeros(3))
+
+
+def test_cam_seeds_shapes(synthetic):
+    _, samples = synthetic
+    cams = [
+        torch.from_numpy((s["mask"][None] == np.arange(1, 4)[:, None, None]).astype(np.float32))
+        for s in samples[:2]
+    ]
+    seeds = cam_seeds(cams, samples[:2], crf=None)
+    for seed, s in zip(seeds, samples[:2]):
+        assert seed.dtype == np.uint8 and seed.shape == s["mask"].shape
+        keep = s["mask"] != 255
+        assert (seed[keep] == s["mask"][keep]).mean() > 0.99
+
+
+def test_demo_registered_and_voc_context_returns_empty():
+    assert "Knowledge graph" in demos()
+    img = np.zeros((20, 20, 3), np.uint8)
+    ctx = DemoContext(
+        name="voc-image",
+        samples=[{"image": img, "tags": np.ones(20, np.float32)}],
+        cams=[torch.zeros(20, 20, 20)],
+        num_classes=21,
+        class_names=["bg"] * 21,
+    )
+    assert demos()["Knowledge graph"](ctx) == {}
+
+
+def test_demo_synthetic(one_thread, synthetic):
+    ds, samples = synthetic
+    ctx = DemoContext(
+        name="synthetic",
+        samples=samples[8:],
+        cams=[],
+        num_classes=ds.num_classes,
+        class_names=ds.class_names,
+        train_samples=samples[:8],
+    )
+    rows = demos()["Knowledge graph"](ctx)
+    assert set(rows) == {"KG classifier CAM", "KG + GRM stage 2"}
+    for labels in rows.values():
+        assert len(labels) == 2
+        for lab, s in zip(labels, ctx.samples):
+            assert lab.dtype == np.uint8 and lab.shape == s["mask"].shape
+            assert set(np.unique(lab)) <= set(range(ds.num_classes))
+
+
+def test_run_knowledge_grm_smoke(one_thread, synthetic):
+    ds, samples = synthetic
+    tags = [s["tags"] for s in samples[:8]]
+    rows = run_knowledge_grm(
+        samples[:8],
+        samples[8:],
+        ds.num_classes,
+        class_knowledge("cooccurrence", tags=tags, t=0.2),
+        classifier_epochs=1,
+        focal_weights=(1.0,),
+        seg_kwargs={
+            "iterations": 2,
+            "batch_size": 2,
+            "crop_size": 32,
+            "rates": (1,),
+            "aspp_channels": 16,
+            "backbone_kwargs": {"widths": (8, 16)},
+        },
+        scores=("linear", "bilinear"),
+        log=lambda *_: None,
+    )
+    assert [r["stage"] for r in rows] == ["1"] * 3 + ["2"] * 4
+    assert all(0 <= r.get("miou", r.get("cam_miou")) <= 1 for r in rows)
+    assert "GRM (bilinear)" in format_rows(rows)
