@@ -6,6 +6,7 @@ _MEMBERS = {
     "entropy_loss": "entropy",
     "laplacian_loss": "laplacian",
     "gated_crf_loss": "gated_crf",
+    "gated_crf_kernel": "gated_crf",
     "multi_point_loss": "multi_point",
     "consistency_check": "multi_point",
     "select_box_points": "multi_point",

@@ -1,0 +1,347 @@
+"""The affinity attention layer of A2GNN (Zhang et al., TPAMI 2021, Eq. 17-18)."""
+from __future__ import annotations
+
+from typing import Optional, Tuple, Union
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+from torch.nn import Parameter
+from torch_geometric.nn.conv import MessagePassing
+from torch_geometric.typing import Adj, OptTensor, SparseTensor
+from torch_geometric.utils import add_self_loops as _add_self_loops
+from torch_geometric.utils import is_torch_sparse_tensor, softmax, to_edge_index
+
+from ..._checks import check_choice, check_fraction, check_positive, check_tensor
+
+NEGATIVE_COSINE = ("indicator", "mask", "none")
+
+
+class _EdgeDot(torch.autograd.Function):
+    """Per-edge dot product ``<xn[dst], xn[src]>`` (the SDDMM of the cosines) that keeps only
+    ``xn`` and the indices for the backward pass (recomputing the two ``[E, F]`` gathers),
+    so autograd stores O(N F + E) instead of O(E F)."""
+
+    @staticmethod
+    def forward(ctx, xn: Tensor, src: Tensor, dst: Tensor) -> Tensor:
+        ctx.save_for_backward(xn, src, dst)
+        return (xn.index_select(0, dst) * xn.index_select(0, src)).sum(-1)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):
+        xn, src, dst = ctx.saved_tensors
+        g = grad.unsqueeze(-1)
+        out = torch.zeros_like(xn)
+        out.index_add_(0, dst, g * xn.index_select(0, src))
+        out.index_add_(0, src, g * xn.index_select(0, dst))
+        return out, None, None
+
+
+class AffinityAttentionConv(MessagePassing):
+    r"""The affinity attention layer from the `"Affinity Attention Graph Neural Network for
+    Weakly Supervised Semantic Segmentation" <https://arxiv.org/abs/2106.04054>`_ paper
+    (TPAMI 2021, Eq. 17-18).
+
+    .. math::
+        \mathbf{h}^{\prime}_i = \sum_{j \in \mathcal{S}(i)} P_{i,j}\, \mathbf{h}_j,
+        \qquad
+        P_{i,j} = \frac{\exp\left(w \cos(\mathbf{h}_i, \mathbf{h}_j)
+            + \beta\, [\cos(\mathbf{h}_i, \mathbf{h}_j) > 0]\, E_{i,j}\right)}
+        {\sum_{k \in \mathcal{S}(i)} \exp\left(w \cos(\mathbf{h}_i, \mathbf{h}_k)
+            + \beta\, [\cos(\mathbf{h}_i, \mathbf{h}_k) > 0]\, E_{i,k}\right)}
+
+    where :math:`\mathcal{S}(i)` are the sources of the edges into node :math:`i` plus
+    :math:`i` itself (with :math:`E_{i,i} = 1`), :math:`E_{i,j}` is the soft edge weight
+    (the affinity of Eq. 14), :math:`w` a learnable scalar (the cosine temperature; the
+    authors' code names it ``beta`` and initialises it :math:`\mathcal{U}(0, 1)`) and
+    :math:`\beta` the edge weighting factor (constant 10 in the authors' code). There is no
+    weight matrix, bias or non-linearity inside the layer.
+
+    The handling of negative cosines is selectable:
+
+    * ``"indicator"`` (paper, Eq. 18): the edge term is switched off where
+      :math:`\cos \le 0`;
+    * ``"mask"`` (authors' code): neighbours with :math:`\cos < 0` are removed from
+      :math:`\mathcal{S}(i)` (their logit is :math:`-\infty`);
+    * ``"none"``: :math:`w \cos + \beta E` everywhere.
+
+    On non-negative features (A2GNN's, after the ReLU embedding) all cosines are
+    :math:`\ge 0` and ``"mask"`` never fires. With :math:`\beta = 0`, or when all edge
+    weights are equal (the edge term is then constant per softmax group and cancels; this
+    needs :math:`\cos > 0` under ``"indicator"``), the layer equals PyG's
+    :class:`~torch_geometric.nn.conv.AGNNConv` whose ``beta`` is :math:`w`.
+
+    Existing self-loops of the input graph are *masked* (attention 0) rather than removed
+    and one self-loop per node with weight ``self_loop_weight`` is appended, so that no
+    shape depends on the data (``torch.compile`` without graph breaks); the returned
+    attention weights therefore list the masked loops with weight 0.
+
+    Args:
+        requires_grad (bool, optional): If :obj:`False`, :math:`w` is a fixed buffer.
+            (default: :obj:`True`)
+        w_init (float, optional): Initial value of :math:`w`; :obj:`None` draws it from
+            :math:`\mathcal{U}(0, 1)` like the authors' code. (default: :obj:`None`)
+        beta (float, optional): Edge weighting factor :math:`\beta \ge 0`.
+            (default: :obj:`10.0`, the authors' constant)
+        negative_cosine (str, optional): ``"indicator"`` (paper), ``"mask"`` (code) or
+            ``"none"``. (default: ``"indicator"``)
+        add_self_loops (bool, optional): Mask existing self-loops and add one per node
+            with :math:`E_{i,i}` = ``self_loop_weight``. (default: :obj:`True`)
+        self_loop_weight (float, optional): :math:`E_{i,i}` of the added loops.
+            (default: :obj:`1.0`)
+        dropout (float, optional): Dropout probability on the normalised attention
+            coefficients. (default: :obj:`0.0`)
+        num_graphs (int, optional): Number of independent scalars :math:`w`, one per graph
+            of a mini-batch (per-image models trained as one batched problem); then
+            ``batch`` must be passed to :meth:`forward`. (default: :obj:`1`)
+        eps (float, optional): Norm clamp of the cosine (as
+            :func:`torch.nn.functional.normalize`; AGNNConv uses ``1e-12``).
+        **kwargs (optional): Additional arguments of
+            :class:`torch_geometric.nn.conv.MessagePassing`.
+
+    Shapes:
+        - **input:**
+          node features :math:`(|\mathcal{V}|, F)`,
+          edge indices :math:`(2, |\mathcal{E}|)` (or a sparse adjacency, whose values are
+          the edge weights), edge weights :math:`(|\mathcal{E}|)` *(optional, default 1)*,
+          batch vector :math:`(|\mathcal{V}|)` *(only with* ``num_graphs > 1`` *)*
+        - **output:** node features :math:`(|\mathcal{V}|, F)`. If
+          ``return_attention_weights`` is set, additionally
+          :math:`((2, |\mathcal{E}'|), (|\mathcal{E}'|))` (or the sparse adjacency with
+          the attention as values), :math:`\mathcal{E}'` including the added self-loops.
+    """
+
+    def __init__(
+        self,
+        requires_grad: bool = True,
+        w_init: Optional[float] = None,
+        beta: float = 10.0,
+        negative_cosine: str = "indicator",
+        add_self_loops: bool = True,
+        self_loop_weight: float = 1.0,
+        dropout: float = 0.0,
+        num_graphs: int = 1,
+        eps: float = 1e-12,
+        **kwargs,
+    ):
+        kwargs.setdefault("aggr", "add")
+        super().__init__(node_dim=0, **kwargs)
+        check_positive(beta, "beta", strict=False)
+        check_choice(negative_cosine, NEGATIVE_COSINE, "negative_cosine")
+        check_fraction(dropout, "dropout")
+        check_positive(num_graphs, "num_graphs", integer=True)
+        check_positive(eps, "eps")
+        if w_init is not None and not isinstance(w_init, (int, float)):
+            raise TypeError(f"'w_init' must be a number or None, got {w_init!r}")
+        self.requires_grad = requires_grad
+        self.w_init = w_init
+        self.beta = float(beta)
+        self.negative_cosine = negative_cosine
+        self.add_self_loops = add_self_loops
+        self.self_loop_weight = float(self_loop_weight)
+        self.dropout = float(dropout)
+        self.num_graphs = int(num_graphs)
+        self.eps = float(eps)
+        if requires_grad:
+            self.w = Parameter(torch.empty(self.num_graphs))
+        else:
+            self.register_buffer("w", torch.empty(self.num_graphs))
+        self.reset_parameters()
+
+    def reset_parameters(self, generator: Optional[torch.Generator] = None) -> None:
+        """Re-initialise :math:`w` (``w_init`` or :math:`\\mathcal{U}(0, 1)`; draws from
+        ``generator`` when given)."""
+        super().reset_parameters()
+        with torch.no_grad():
+            if self.w_init is None:
+                val = torch.rand(self.w.shape, generator=generator, dtype=self.w.dtype)
+                self.w.copy_(val.to(self.w.device))
+            else:
+                self.w.fill_(float(self.w_init))
+
+    def forward(
+        self,
+        x: Tensor,
+        edge_index: Adj,
+        edge_weight: OptTensor = None,
+        batch: OptTensor = None,
+        return_attention_weights: Optional[bool] = None,
+    ) -> Union[Tensor, Tuple[Tensor, Tuple[Tensor, Tensor]], Tuple[Tensor, SparseTensor]]:
+        r"""Runs the forward pass of the module.
+
+        Args:
+            x (torch.Tensor): Node features :math:`(N, F)`.
+            edge_index (torch.Tensor or SparseTensor): ``[2, E]`` (int64/int32,
+                :class:`~torch_geometric.EdgeIndex`; row 0 = source :math:`j`, row 1 =
+                target :math:`i`), or a ``torch.sparse`` / ``SparseTensor`` adjacency
+                ``adj_t[i, j]`` whose values are :math:`E_{i,j}`.
+            edge_weight (torch.Tensor, optional): :math:`E_{i,j}` per edge, ``[E]``.
+            batch (torch.Tensor, optional): Graph of each node (``num_graphs > 1``).
+            return_attention_weights (bool, optional): If set, also return
+                ``(edge_index, attention)`` (the sparse layout for sparse input).
+        """
+        check_tensor(x, "x", ndim=2, floating=True)
+        num_nodes = x.size(0)
+        layout: Optional[str] = None
+        sparse_size: Optional[Tuple[int, int]] = None
+        if isinstance(edge_index, SparseTensor):
+            row, col, value = edge_index.coo()
+            sparse_size = (edge_index.size(0), edge_index.size(1))
+            if edge_weight is None and value is not None:
+                edge_weight = value
+            edge_index = torch.stack([col, row], dim=0)
+            layout = "torch_sparse"
+        elif is_torch_sparse_tensor(edge_index):
+            layout = str(edge_index.layout)
+            sparse_size = (edge_index.size(0), edge_index.size(1))
+            indices, value = to_edge_index(edge_index)
+            if edge_weight is None:
+                edge_weight = value
+            edge_index = indices.flip(0)
+        elif not isinstance(edge_index, Tensor):
+            raise TypeError(
+                f"'edge_index' must be a Tensor or SparseTensor, got {type(edge_index)}"
+            )
+        if edge_index.dim() != 2 or edge_index.size(0) != 2:
+            raise ValueError(f"'edge_index' must have shape [2, E], got {tuple(edge_index.shape)}")
+        if edge_index.dtype not in (torch.int64, torch.int32):
+            raise TypeError(f"'edge_index' must be int64 or int32, got {edge_index.dtype}")
+        if edge_index.dtype != torch.long:
+            edge_index = edge_index.long()
+
+        num_edges = edge_index.size(1)
+        if edge_weight is None:
+            edge_weight = x.new_ones(num_edges)
+        else:
+            check_tensor(edge_weight, "edge_weight", floating=True)
+            edge_weight = edge_weight.view(-1).to(x.dtype)
+            if edge_weight.numel() != num_edges:
+                raise ValueError(
+                    f"'edge_weight' has {edge_weight.numel()} entries for {num_edges} edges"
+                )
+        if self.num_graphs > 1:
+            if batch is None:
+                raise ValueError("'batch' is required when num_graphs > 1")
+            w = self.w[batch]
+        else:
+            w = self.w.expand(num_nodes)
+
+        if self.add_self_loops:
+            loop_mask = edge_index[0] == edge_index[1]
+            edge_index, _ = _add_self_loops(edge_index, num_nodes=num_nodes)
+            edge_weight = torch.cat(
+                [edge_weight, edge_weight.new_full((num_nodes,), self.self_loop_weight)]
+            )
+            keep = torch.cat([~loop_mask, loop_mask.new_ones(num_nodes)])
+        else:
+            keep = torch.ones(num_edges, dtype=torch.bool, device=x.device)
+
+        x_norm = F.normalize(x, p=2.0, dim=-1, eps=self.eps)
+        # edge_updater_type: (x_norm: Tensor, w: Tensor, edge_weight: Tensor, keep: Tensor)
+        alpha = self.edge_updater(
+            edge_index, x_norm=x_norm, w=w, edge_weight=edge_weight, keep=keep,
+            size=(num_nodes, num_nodes),
+        )
+        # propagate_type: (x: Tensor, alpha: Tensor)
+        out = self.propagate(edge_index, x=x, alpha=alpha, size=(num_nodes, num_nodes))
+
+        if return_attention_weights:
+            if layout == "torch_sparse":
+                adj = SparseTensor(
+                    row=edge_index[1], col=edge_index[0], value=alpha,
+                    sparse_sizes=sparse_size,
+                )
+                return out, adj
+            if layout is not None:
+                adj = torch.sparse_coo_tensor(
+                    edge_index.flip(0), alpha, sparse_size
+                ).coalesce()
+                if layout == "torch.sparse_csr":
+                    adj = adj.to_sparse_csr()
+                return out, (adj, adj.values())
+            return out, (edge_index, alpha)
+        return out
+
+    def edge_update(
+        self,
+        x_norm: Tensor,
+        edge_index_i: Tensor,
+        edge_index_j: Tensor,
+        w_i: Tensor,
+        edge_weight: Tensor,
+        keep: Tensor,
+        index: Tensor,
+        ptr: OptTensor,
+        dim_size: Optional[int],
+    ) -> Tensor:
+        cos = _EdgeDot.apply(x_norm, edge_index_j, edge_index_i)
+        edge_term = self.beta * edge_weight
+        if self.negative_cosine == "indicator":
+            edge_term = edge_term * (cos > 0).to(cos.dtype)
+        logit = w_i * cos + edge_term
+        if self.negative_cosine == "mask":
+            keep = keep & (cos >= 0)
+        logit = logit.masked_fill(~keep, torch.finfo(logit.dtype).min)
+        alpha = softmax(logit, index, ptr, dim_size)
+        # A target whose edges are all masked gets uniform weights above: zero them.
+        alpha = alpha.masked_fill(~keep, 0.0)
+        alpha = F.dropout(alpha, p=self.dropout, training=self.training)
+        return alpha
+
+    def message(self, x_j: Tensor, alpha: Tensor) -> Tensor:
+        return alpha.unsqueeze(-1) * x_j
+
+    def __repr__(self) -> str:
+        return (
+            f"{self.__class__.__name__}(beta={self.beta}, "
+            f"negative_cosine={self.negative_cosine!r}, num_graphs={self.num_graphs})"
+        )
+
+
+def affinity_attention_dense(
+    x: Tensor,
+    adj: Tensor,
+    w: Union[float, Tensor],
+    beta: float = 10.0,
+    negative_cosine: str = "indicator",
+    add_self_loops: bool = True,
+    self_loop_weight: float = 1.0,
+    eps: float = 1e-12,
+) -> Tuple[Tensor, Tensor]:
+    r"""Dense reference of :class:`AffinityAttentionConv` (explicit opt-in: builds
+    :math:`N \times N` matrices; for tests and benchmarks on small graphs).
+
+    Args:
+        x: ``[N, F]`` node features.
+        adj: ``[N, N]`` dense adjacency, ``adj[i, j] = E_{i,j}`` for the edge ``j -> i``;
+            the support is the set of non-zero entries (an edge of weight exactly 0 must
+            be given through the sparse layer).
+        w, beta, negative_cosine, add_self_loops, self_loop_weight, eps: As in the layer.
+
+    Returns:
+        ``(out [N, F], P [N, N])``.
+    """
+    check_tensor(x, "x", ndim=2, floating=True)
+    check_tensor(adj, "adj", ndim=2, floating=True)
+    n = x.size(0)
+    if adj.shape != (n, n):
+        raise ValueError(f"'adj' must have shape [{n}, {n}], got {tuple(adj.shape)}")
+    check_choice(negative_cosine, NEGATIVE_COSINE, "negative_cosine")
+    support = adj != 0
+    weight = adj.clone()
+    if add_self_loops:
+        eye = torch.eye(n, dtype=torch.bool, device=x.device)
+        support = support | eye
+        weight = torch.where(eye, torch.full_like(weight, self_loop_weight), weight)
+    xn = F.normalize(x, p=2.0, dim=-1, eps=eps)
+    cos = xn @ xn.t()
+    edge = beta * weight
+    if negative_cosine == "indicator":
+        edge = edge * (cos > 0).to(x.dtype)
+    logit = w * cos + edge
+    if negative_cosine == "mask":
+        support = support & (cos >= 0)
+    logit = logit.masked_fill(~support, float("-inf"))
+    p = torch.softmax(logit, dim=1)
+    p = torch.nan_to_num(p, nan=0.0).masked_fill(~support, 0.0)
+    return p @ x, p

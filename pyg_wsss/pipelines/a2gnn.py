@@ -1,0 +1,689 @@
+r"""A2GNN end to end (Zhang et al., TPAMI 2021): seeds for each supervision, the affinity
+CNN graph builder, batched per-image A2GNN training and pseudo-labels.
+
+Steps (paper section 4, NOTES.md section 3):
+
+1. Seeds :math:`M_g` per supervision (:func:`make_seeds`): boxes (GrabCut + CAM seeds fused,
+   confident selection, A 2-5), image tags (top 40 % CAM seeds :math:`M'_I`), scribbles and
+   points (superpixel expansion, A 7.1).
+2. Affinity CNN (:class:`~pyg_wsss.nn.models.AffinityNet`) trained on the seeds
+   (:func:`train_affinity_net`, A 9-13); it turns each image into a pixel graph
+   (:func:`build_graphs`, A 8, 14, 15).
+3. One fresh A2GNN per image, all images as one batched problem with per-image parameters
+   (:func:`train_a2gnn`): stage 1 CE (+ MP), stage 2 + Gated-CRF regulariser (+ consistency
+   checking).
+4. Pseudo-labels (:func:`node_probs_to_labels`): bilinear upsampling, optional 1:3 fusion
+   with the random walk (image tags), dense CRF (A2GNN preset). Box instance masks by
+   :func:`box_instance_masks`.
+
+Everything works at the node (feature-grid) resolution; the authors' code upsamples the
+logits to the image for CE and MP (see :func:`train_a2gnn`).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Any, Optional, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+from torch_geometric.data import Batch, Data
+
+from .._checks import check_choice
+from . import register_demo
+
+SUPERVISIONS = ("box", "tag", "scribble", "point")
+IGNORE = 255
+
+
+@dataclass
+class A2GNNConfig:
+    """Hyper-parameters of :func:`train_a2gnn` (defaults: the paper's, section 5).
+
+    Attributes:
+        hidden_channels: Embedding width (256).
+        stage1_epochs, stage2_epochs: Full-batch steps per stage (paper 50 + 50; box code
+            150 + 150).
+        lr, weight_decay: Adam (paper 0.03, 5e-4; box code 0.035).
+        dropout: After the embedding (0.5).
+        beta, negative_cosine: :class:`~pyg_wsss.nn.conv.AffinityAttentionConv`.
+        use_reg, reg_weight, crf_radius: Gated-CRF regulariser in stage 2 (lambda_1 = 0.01
+            box; the code uses 0.3 for the other supervisions), window radius 5.
+        use_mp, mp_variant: Multi-point loss (boxes only; "paper" or "code").
+        use_cc, cc_threshold: Consistency checking in stage 2 (paper) with this cosine
+            threshold (the code's 0 never fires on A2GNN's non-negative features).
+        balanced_ce: fg/bg-balanced CE (code) or the plain mean of A 21.
+    """
+
+    hidden_channels: int = 256
+    stage1_epochs: int = 50
+    stage2_epochs: int = 50
+    lr: float = 0.03
+    weight_decay: float = 5e-4
+    dropout: float = 0.5
+    beta: float = 10.0
+    negative_cosine: str = "indicator"
+    use_reg: bool = True
+    reg_weight: float = 0.01
+    crf_radius: int = 5
+    use_mp: bool = True
+    mp_variant: str = "paper"
+    use_cc: bool = True
+    cc_threshold: float = 0.9
+    balanced_ce: bool = True
+
+
+# ----------------------------------------------------------------------------- seeds
+def make_seeds(
+    sample: dict[str, Any],
+    cam: Tensor,
+    supervision: str,
+    grabcut_kwargs: Optional[dict] = None,
+    seed_kwargs: Optional[dict] = None,
+    tag_seeds: Optional[np.ndarray] = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Seeds of one image for one supervision (``tag_seeds``: a precomputed :math:`M'_I`
+    of this image, shared between supervisions).
+
+    Returns:
+        ``(gnn_seeds, affinity_seeds)``, ``uint8 [H, W]`` (255 = unlabelled): the node
+        labels :math:`M_g` of A2GNN and the seeds that train the affinity CNN (A 7.1: for
+        scribbles :math:`M_S` over :math:`M'_I`, for points :math:`M'_I`; for boxes and
+        tags both are :math:`M_g`).
+    """
+    from ..pseudo.expand import expand_points, expand_scribbles, merge_seeds
+    from ..pseudo.grabcut import fuse_box_seeds, grabcut_box_masks
+    from ..pseudo.seeds import a2gnn_tag_seeds, cam_label_map
+
+    check_choice(supervision, SUPERVISIONS, "supervision")
+    image, tags = sample["image"], sample.get("tags")
+    seed_kwargs = dict(seed_kwargs or {})
+    if supervision == "box":
+        if "boxes" not in sample:
+            raise ValueError("box supervision needs 'boxes' and 'box_labels' in the sample")
+    if tag_seeds is None:
+        tag_seeds = a2gnn_tag_seeds(image, cam, tags, **seed_kwargs)
+    if supervision == "box":
+        # A 1-5: M_I (la/ha CRF labels), GrabCut masks, fusion (Eq. 4), confident (Eq. 5)
+        mi = cam_label_map(image, cam, tags)
+        masks = grabcut_box_masks(image, sample["boxes"], **(grabcut_kwargs or {}))
+        mg = fuse_box_seeds(mi, sample["boxes"], sample["box_labels"], masks, confident=tag_seeds)
+        return mg, mg
+    if supervision == "tag":
+        return tag_seeds, tag_seeds
+    if supervision == "scribble":
+        if "scribbles" not in sample:
+            raise ValueError("scribble supervision needs 'scribbles' in the sample")
+        ms = expand_scribbles(image, sample["scribbles"])
+        return ms, merge_seeds(ms, tag_seeds)
+    if "points" not in sample:
+        raise ValueError("point supervision needs 'points' in the sample")
+    mp = expand_points(image, sample["points"])
+    return mp, tag_seeds
+
+
+def seeds_to_grid(seeds: np.ndarray | Tensor, grid_size: Sequence[int]) -> Tensor:
+    """Nearest-neighbour down-sampling of a ``[H, W]`` seed map to the ``(h, w)`` node grid
+    (as the code's nearest resize). Returns ``int64 [h * w]``."""
+    s = torch.as_tensor(np.asarray(seeds)).long()
+    if s.dim() != 2:
+        raise ValueError(f"'seeds' must be [H, W], got {tuple(s.shape)}")
+    h, w = int(grid_size[0]), int(grid_size[1])
+    rows = ((torch.arange(h) + 0.5) * s.size(0) / h).long().clamp(max=s.size(0) - 1)
+    cols = ((torch.arange(w) + 0.5) * s.size(1) / w).long().clamp(max=s.size(1) - 1)
+    return s[rows][:, cols].reshape(-1)
+
+
+def boxes_to_grid(boxes: np.ndarray | Tensor, image_size: Sequence[int],
+                  grid_size: Sequence[int]) -> Tensor:
+    """Map inclusive pixel boxes ``(x1, y1, x2, y2)`` to inclusive node-grid boxes (the grid
+    cells whose centres... cells that overlap the box). Returns ``int64 [M, 4]``."""
+    b = torch.as_tensor(np.asarray(boxes)).long().view(-1, 4)
+    hh, ww = int(image_size[0]), int(image_size[1])
+    h, w = int(grid_size[0]), int(grid_size[1])
+    x1 = (b[:, 0] * w // ww).clamp(0, w - 1)
+    x2 = (b[:, 2] * w // ww).clamp(0, w - 1)
+    y1 = (b[:, 1] * h // hh).clamp(0, h - 1)
+    y2 = (b[:, 3] * h // hh).clamp(0, h - 1)
+    return torch.stack([x1, y1, torch.maximum(x2, x1), torch.maximum(y2, y1)], 1)
+
+
+# ------------------------------------------------------------------- affinity network
+def _image_tensor(image: np.ndarray, device: torch.device) -> Tensor:
+    img = torch.from_numpy(np.ascontiguousarray(image)).to(device)
+    return img.permute(2, 0, 1).float()[None] / 255.0
+
+
+def _pyramid(features: Sequence[Tensor], device: torch.device) -> list[Tensor]:
+    return [f.to(device).float()[None] if f.dim() == 3 else f.to(device).float() for f in features]
+
+
+def train_affinity_net(
+    net: Any,
+    pyramids: Sequence[Sequence[Tensor]],
+    images: Sequence[np.ndarray],
+    seeds: Sequence[np.ndarray],
+    radius: int = 4,
+    shape: str = "square",
+    epochs: int = 12,
+    lr: float = 0.01,
+    weight_decay: float = 5e-4,
+    reg_weight: float = 3.0,
+    device: torch.device | str = "cpu",
+    progress: bool = False,
+) -> Any:
+    """Train the affinity head on confident seeds (A 9-13): :func:`affinity_loss` on
+    labelled window pairs + ``reg_weight`` (lambda = 3) x :func:`affinity_regularized_loss`
+    over all window pairs, seeds nearest-resized to the feature grid. One image per step
+    (images may differ in size); the backbone stays frozen (precomputed pyramids)."""
+    from ..graphs.pixel import pixel_graph
+    from ..graphs.weights import feature_affinity
+    from ..nn.functional.affinity import affinity_loss, affinity_regularized_loss
+    from ..nn.functional.gated_crf import gated_crf_kernel
+    from ..nn.models.affinity_net import image_colour
+
+    device = torch.device(device)
+    net = net.to(device)
+    params = [p for n, p in net.named_parameters() if not n.startswith("backbone.")]
+    opt = torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
+    cache = []
+    for feats, img, sd in zip(pyramids, images, seeds):
+        pyr = [f.detach() for f in net.pyramid(_pyramid(feats, device))]
+        h, w = pyr[0].shape[-2:]
+        g = pixel_graph(h, w, radius, shape=shape, device=device)
+        colour = image_colour(_image_tensor(img, device), (h, w))[0].flatten(1).t()
+        kern = gated_crf_kernel(colour, g.pos, g.edge_index)
+        cache.append((pyr, g.edge_index, kern, seeds_to_grid(sd, (h, w)).to(device)))
+    steps = range(int(epochs))
+    if progress:
+        from tqdm.auto import tqdm
+
+        steps = tqdm(steps, desc="affinity CNN")
+    net.train()
+    for _ in steps:
+        for pyr, ei, kern, lab in cache:
+            fa = net(pyr)[0].flatten(1).t()
+            aff = feature_affinity(fa, ei)
+            reg = affinity_regularized_loss(fa, ei, kern)
+            loss = affinity_loss(aff, ei, lab) + reg_weight * reg
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    net.eval()
+    return net
+
+
+def build_graphs(
+    net: Any,
+    pyramids: Sequence[Sequence[Tensor]],
+    images: Sequence[np.ndarray],
+    radius: int = 4,
+    shape: str = "square",
+    threshold: Optional[float] = None,
+    device: torch.device | str = "cpu",
+) -> list[Data]:
+    """One A2GNN input graph per image (:meth:`AffinityNet.build_graph`) with ``colour``,
+    ``grid_size`` and ``image_size``."""
+    device = torch.device(device)
+    out = []
+    for feats, img in zip(pyramids, images):
+        g = net.build_graph(_pyramid(feats, device), radius=radius, shape=shape,
+                            threshold=threshold, images=_image_tensor(img, device))[0]
+        g.image_size = tuple(img.shape[:2])
+        out.append(g)
+    return out
+
+
+# ------------------------------------------------------------------- A2GNN training
+def train_a2gnn(
+    graphs: Sequence[Data],
+    node_seeds: Sequence[Tensor],
+    num_classes: int,
+    config: Optional[A2GNNConfig] = None,
+    boxes: Optional[Sequence[Tensor]] = None,
+    box_labels: Optional[Sequence[Tensor]] = None,
+    seeds: Optional[Sequence[int]] = None,
+    device: torch.device | str = "cpu",
+    progress: bool = False,
+    return_history: bool = False,
+) -> list[Tensor] | tuple[list[Tensor], dict]:
+    r"""Train one fresh A2GNN per graph, all graphs at once, and return per-graph node
+    probabilities ``[N_b, K]`` (eval mode).
+
+    The images form one PyG batch; :class:`~pyg_wsss.nn.models.A2GNN` holds per-image
+    weights (``num_graphs = B``); the loss is the **sum** of the per-image losses, so each
+    model gets exactly the gradient it would get alone and Adam (element-wise) makes the
+    same updates: the result equals ``B`` single-image runs (initialisation from
+    ``seeds[b]``, dropout masks from a per-image generator).
+
+    Loss per image: stage 1 (``stage1_epochs``) balanced CE on the seeds (+ MP with boxes);
+    stage 2 adds ``reg_weight`` x Gated-CRF (window ``crf_radius``, A2GNN kernel on the
+    ImageNet-normalised colour) and consistency checking (boxes, ``use_cc``). All terms at
+    node resolution (departure: the code computes CE/MP on logits upsampled to the image).
+
+    Args:
+        graphs: Each with ``x``, ``edge_index``, ``edge_weight``, ``grid_size`` and (for the
+            regulariser) ``colour`` and ``pos``.
+        node_seeds: ``[N_b]`` int64 labels per graph (255 = unlabelled).
+        num_classes: Classes incl. background.
+        config: :class:`A2GNNConfig`.
+        boxes, box_labels: Per graph ``[M_b, 4]`` node-grid boxes and ``[M_b]`` classes
+            (MP loss and consistency checking).
+        seeds: Per-image seeds (default ``0..B-1``).
+    """
+    from ..graphs.pixel import pixel_graph
+    from ..nn.functional.cross_entropy import partial_cross_entropy
+    from ..nn.functional.gated_crf import gated_crf_kernel, gated_crf_loss
+    from ..nn.functional.multi_point import consistency_check, multi_point_loss, select_box_points
+    from ..nn.models.a2gnn import A2GNN, dropout_masks
+
+    cfg = config or A2GNNConfig()
+    device = torch.device(device)
+    b = len(graphs)
+    if b == 0:
+        return ([], {}) if return_history else []
+    if len(node_seeds) != b:
+        raise ValueError(f"'node_seeds' has {len(node_seeds)} entries for {b} graphs")
+    seeds = list(range(b)) if seeds is None else [int(s) for s in seeds]
+    if len(seeds) != b:
+        raise ValueError(f"'seeds' has {len(seeds)} entries for {b} graphs")
+    data = [Data(x=g.x.float(), edge_index=g.edge_index, edge_weight=g.edge_weight.float(),
+                 num_nodes=g.x.size(0)) for g in graphs]
+    batch = Batch.from_data_list(data).to(device)
+    labels = torch.cat([s.long().view(-1) for s in node_seeds]).to(device)
+    if labels.numel() != batch.num_nodes:
+        raise ValueError("'node_seeds' do not match the graphs' node counts")
+    grid = torch.tensor([list(g.grid_size) for g in graphs])
+    num_nodes = [int(g.x.size(0)) for g in graphs]
+
+    # Gated-CRF window graph + kernel per image (static)
+    kernel_ei, kernel = None, None
+    if cfg.use_reg and cfg.reg_weight > 0 and cfg.stage2_epochs > 0:
+        eis, ks, offset = [], [], 0
+        for g in graphs:
+            h, w = g.grid_size
+            pg = pixel_graph(h, w, cfg.crf_radius, shape="square", device=device)
+            colour = g.colour.to(device).float()
+            ks.append(gated_crf_kernel(colour, pg.pos, pg.edge_index))
+            eis.append(pg.edge_index + offset)
+            offset += h * w
+        kernel_ei, kernel = torch.cat(eis, 1), torch.cat(ks)
+
+    use_boxes = boxes is not None and box_labels is not None and cfg.use_mp
+    if use_boxes:
+        box_t = torch.cat([torch.as_tensor(bx).long().view(-1, 4) for bx in boxes]).to(device)
+        lab_t = torch.cat([torch.as_tensor(lb).long().view(-1) for lb in box_labels]).to(device)
+        box_batch = torch.cat([torch.full((len(torch.as_tensor(lb).view(-1)),), k, dtype=torch.long)
+                               for k, lb in enumerate(box_labels)]).to(device)
+        ptr = batch.ptr.cpu()
+
+    model = A2GNN(
+        graphs[0].x.size(1), num_classes, hidden_channels=cfg.hidden_channels,
+        dropout=cfg.dropout, num_graphs=b, seeds=seeds, beta=cfg.beta,
+        negative_cosine=cfg.negative_cosine,
+    ).to(device)
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    gens = [torch.Generator().manual_seed(10_007 * s + 17) for s in seeds]
+    history: dict[str, list] = {"loss": [], "removed": []}
+    total = cfg.stage1_epochs + cfg.stage2_epochs
+    steps = range(total)
+    if progress:
+        from tqdm.auto import tqdm
+
+        steps = tqdm(steps, desc="A2GNN")
+    model.train()
+    for epoch in steps:
+        stage2 = epoch >= cfg.stage1_epochs
+        mask = dropout_masks(num_nodes, cfg.hidden_channels, cfg.dropout, gens, device=device)
+        logits, h = model(batch.x, batch.edge_index, batch.edge_weight, batch=batch.batch,
+                          dropout_mask=mask)
+        if use_boxes and stage2 and cfg.use_cc:
+            pts, owner = select_box_points(logits, box_t, lab_t, grid, box_batch, ptr,
+                                           cfg.mp_variant)
+            new = consistency_check(h, labels, box_t, lab_t, pts, owner, grid, box_batch, ptr,
+                                    threshold=cfg.cc_threshold)
+            history["removed"].append(int((new != labels).sum()))
+            labels = new
+        loss = partial_cross_entropy(logits, labels, balanced=cfg.balanced_ce,
+                                     batch=batch.batch, num_graphs=b, reduction="sum")
+        if use_boxes:
+            loss = loss + multi_point_loss(logits, h, box_t, lab_t, grid, box_batch, ptr,
+                                           variant=cfg.mp_variant, reduction="sum")
+        if stage2 and kernel is not None:
+            loss = loss + cfg.reg_weight * gated_crf_loss(
+                logits, kernel_ei, kernel, batch=batch.batch, num_graphs=b, reduction="sum"
+            )
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        history["loss"].append(float(loss.detach()))
+    model.eval()
+    with torch.no_grad():
+        logits, _ = model(batch.x, batch.edge_index, batch.edge_weight, batch=batch.batch)
+        probs = logits.softmax(-1)
+    out = [probs[batch.ptr[k]:batch.ptr[k + 1]].cpu() for k in range(b)]
+    return (out, history) if return_history else out
+
+
+# ------------------------------------------------------------------ pseudo-labels
+def node_probs_to_labels(
+    probs: Tensor,
+    grid_size: Sequence[int],
+    image: np.ndarray,
+    tags: Optional[np.ndarray] = None,
+    rw_probs: Optional[Tensor] = None,
+    fusion: tuple[float, float] = (1.0, 3.0),
+    crf: bool = True,
+    crf_preset: str = "a2gnn",
+) -> np.ndarray:
+    """Node probabilities ``[N, K]`` -> ``uint8 [H, W]`` pseudo-labels: bilinear upsampling
+    to the image, optional fusion ``fusion[0] * A2GNN + fusion[1] * random walk`` (image
+    tags, A 7.1: 1:3), restriction to background + tagged classes, dense CRF (A2GNN
+    preset 2/3, 50/5/10)."""
+    h, w = int(grid_size[0]), int(grid_size[1])
+    k = probs.size(1)
+    grid = probs.t().reshape(1, k, h, w).float()
+    up = F.interpolate(grid, size=tuple(image.shape[:2]), mode="bilinear", align_corners=False)[0]
+    if rw_probs is not None:
+        up = fusion[0] * up + fusion[1] * rw_probs.to(up)
+        up = up / up.sum(0, keepdim=True).clamp_min(1e-12)
+    keep = None
+    if tags is not None:
+        keep = [0] + [c + 1 for c in np.flatnonzero(np.asarray(tags) > 0).tolist()]
+        mask = torch.zeros(k, 1, 1)
+        mask[keep] = 1
+        up = up * mask
+        up = up / up.sum(0, keepdim=True).clamp_min(1e-12)
+    if crf:
+        from ..pseudo.crf import dense_crf
+
+        up = dense_crf(image, up, preset=crf_preset, labels=keep)
+    return up.argmax(0).numpy().astype(np.uint8)
+
+
+def random_walk_probs(
+    graph: Data, cam: Tensor, tags: Optional[np.ndarray], image_size: Sequence[int],
+    beta: float = 8.0, log_t: int = 6, bg_power: float = 6.0,
+) -> Tensor:
+    """PSA/SEAM random walk over the affinity graph (T = colnorm(A^8), 2^6 steps) of the
+    CAM scores ``[(1 - max CAM)^6, CAMs]`` pooled to the grid; ``[K, H, W]`` probabilities
+    at the image size."""
+    from ..pseudo.random_walk import random_walk_propagate
+    from ..pseudo.seeds import cam_scores
+
+    h, w = graph.grid_size
+    scores = cam_scores(cam, tags, bg_power=bg_power)
+    pooled = F.adaptive_avg_pool2d(scores[None], (h, w))[0]
+    rw = random_walk_propagate(pooled, graph.edge_index.cpu(), graph.edge_weight.cpu().float(),
+                               beta=beta, log_t=log_t)
+    up = F.interpolate(rw[None], size=tuple(image_size), mode="bilinear", align_corners=False)[0]
+    up = up.clamp_min(0)
+    return up / up.sum(0, keepdim=True).clamp_min(1e-12)
+
+
+def filled_boxes(shape: Sequence[int], boxes: np.ndarray, box_labels: np.ndarray) -> np.ndarray:
+    """Baseline: every box filled with its class (largest first, so smaller boxes stay on
+    top), background elsewhere. ``uint8 [H, W]``."""
+    out = np.zeros(tuple(shape), dtype=np.uint8)
+    b = np.asarray(boxes).reshape(-1, 4)
+    area = (b[:, 2] - b[:, 0] + 1) * (b[:, 3] - b[:, 1] + 1)
+    for k in np.argsort(-area, kind="stable"):
+        x1, y1, x2, y2 = b[k]
+        out[y1:y2 + 1, x1:x2 + 1] = int(np.asarray(box_labels).reshape(-1)[k])
+    return out
+
+
+def box_instance_masks(labels: np.ndarray, boxes: np.ndarray, box_labels: np.ndarray) -> np.ndarray:
+    """Box-supervised instance masks (A section 5): the pixels inside each box that carry
+    its class. A pixel in several such boxes goes to the smallest one. Returns
+    ``bool [M, H, W]``."""
+    lab = np.asarray(labels)
+    b = np.asarray(boxes).reshape(-1, 4)
+    cls = np.asarray(box_labels).reshape(-1)
+    masks = np.zeros((len(b),) + lab.shape, dtype=bool)
+    taken = np.zeros(lab.shape, dtype=bool)
+    area = (b[:, 2] - b[:, 0] + 1) * (b[:, 3] - b[:, 1] + 1)
+    for k in np.argsort(area, kind="stable"):
+        x1, y1, x2, y2 = b[k]
+        sub = np.zeros(lab.shape, dtype=bool)
+        sub[y1:y2 + 1, x1:x2 + 1] = True
+        m = sub & (lab == cls[k]) & ~taken
+        masks[k] = m
+        taken |= m
+    return masks
+
+
+# ------------------------------------------------------------------ whole pipeline
+def fast_config(supervision: str, fast: bool = True) -> A2GNNConfig:
+    """The configuration per supervision: boxes use MP + consistency checking and
+    lambda_1 = 0.01; the others lambda_1 = 0.3 (code) without MP. ``fast``: short schedule
+    and a narrower embedding (demo)."""
+    cfg = A2GNNConfig()
+    if supervision != "box":
+        cfg = replace(cfg, use_mp=False, use_cc=False, reg_weight=0.3)
+    if fast:
+        cfg = replace(cfg, hidden_channels=32, stage1_epochs=20, stage2_epochs=20, crf_radius=3)
+    return cfg
+
+
+def run_a2gnn(
+    samples: Sequence[dict[str, Any]],
+    cams: Sequence[Tensor],
+    supervision: str,
+    pyramids: Sequence[Sequence[Tensor]],
+    in_channels: Sequence[int],
+    config: Optional[A2GNNConfig] = None,
+    radius: Optional[int] = None,
+    affinity_epochs: int = 12,
+    rw_fusion: Optional[bool] = None,
+    crf: bool = True,
+    seed: int = 0,
+    device: torch.device | str = "cpu",
+    progress: bool = False,
+    ablations: Optional[dict[str, A2GNNConfig]] = None,
+    pool: int = 1,
+    tag_seeds: Optional[Sequence[np.ndarray]] = None,
+) -> dict[str, Any]:
+    """The whole pipeline for one supervision on a list of images.
+
+    Args:
+        samples, cams: Sample dicts and their ``[C, H, W]`` CAMs.
+        supervision: ``"box" | "tag" | "scribble" | "point"``.
+        pyramids: Per image, the backbone feature pyramid (list of ``[C_l, h_l, w_l]``).
+        in_channels: Channels of the three picked levels (last three of the pyramid).
+        config: :class:`A2GNNConfig` (default :func:`fast_config`).
+        radius: Graph window (default: 4 box/scribble, 3 tag/point, as the code).
+        affinity_epochs: Affinity CNN epochs.
+        rw_fusion: 1:3 fusion with the random walk (default: tags only).
+        ablations: Extra named configurations to train on the same graphs/seeds.
+        tag_seeds: Precomputed :math:`M'_I` per image (shared between supervisions).
+        pool: Coarsen the node grid by this factor (average pooling of the pyramid; the
+            demo uses 2 for speed on CPU).
+
+    Returns:
+        dict with ``labels`` (list of ``uint8 [H, W]``), ``seeds`` (pixel seeds),
+        ``graphs``, ``probs`` and, with ``ablations``, ``ablation_labels`` by name.
+    """
+    from ..nn.models.affinity_net import AffinityNet
+
+    check_choice(supervision, SUPERVISIONS, "supervision")
+    device = torch.device(device)
+    cfg = config or fast_config(supervision)
+    radius = radius if radius is not None else (4 if supervision in ("box", "scribble") else 3)
+    rw_fusion = (supervision == "tag") if rw_fusion is None else rw_fusion
+    if pool > 1:
+        pyramids = [_pool_pyramid(p, pool) for p in pyramids]
+    gnn_seeds, aff_seeds = [], []
+    for k, (s, cam) in enumerate(zip(samples, cams)):
+        a, b = make_seeds(s, cam, supervision,
+                          tag_seeds=None if tag_seeds is None else tag_seeds[k])
+        gnn_seeds.append(a)
+        aff_seeds.append(b)
+    torch.manual_seed(seed)
+    net = AffinityNet(in_channels=tuple(in_channels))
+    images = [s["image"] for s in samples]
+    train_affinity_net(net, pyramids, images, aff_seeds, radius=radius, epochs=affinity_epochs,
+                       device=device, progress=progress)
+    graphs = build_graphs(net, pyramids, images, radius=radius, device=device)
+    node_seeds = [seeds_to_grid(sd, g.grid_size) for sd, g in zip(gnn_seeds, graphs)]
+    boxes = box_labels = None
+    if supervision == "box":
+        boxes = [boxes_to_grid(s["boxes"], s["image"].shape[:2], g.grid_size)
+                 for s, g in zip(samples, graphs)]
+        box_labels = [torch.as_tensor(np.asarray(s["box_labels"])).long() for s in samples]
+    rws = None
+    if rw_fusion:
+        rws = [random_walk_probs(g, cam, s.get("tags"), s["image"].shape[:2])
+               for g, cam, s in zip(graphs, cams, samples)]
+    per_image_seeds = [seed * 1000 + k for k in range(len(samples))]
+
+    def labels_for(c: A2GNNConfig) -> tuple[list[np.ndarray], list[Tensor]]:
+        probs = train_a2gnn(graphs, node_seeds, len(cams[0]) + 1, c, boxes, box_labels,
+                            seeds=per_image_seeds, device=device, progress=progress)
+        labs = [node_probs_to_labels(p, g.grid_size, s["image"], s.get("tags"),
+                                     None if rws is None else rws[k], crf=crf)
+                for k, (p, g, s) in enumerate(zip(probs, graphs, samples))]
+        return labs, probs
+
+    labels, probs = labels_for(cfg)
+    out: dict[str, Any] = {"labels": labels, "seeds": gnn_seeds, "graphs": graphs,
+                           "probs": probs, "rw": rws}
+    if ablations:
+        out["ablation_labels"] = {name: labels_for(c)[0] for name, c in ablations.items()}
+    return out
+
+
+def _pool_pyramid(levels: Sequence[Tensor], pool: int) -> list[Tensor]:
+    """Average-pool every level of ``[C, h, w]`` maps to at most (finest size // pool)."""
+    finest = max((tuple(f.shape[-2:]) for f in levels), key=lambda t: t[0] * t[1])
+    target = (max(finest[0] // pool, 1), max(finest[1] // pool, 1))
+    out = []
+    for f in levels:
+        if f.shape[-2] > target[0] or f.shape[-1] > target[1]:
+            f = F.adaptive_avg_pool2d(f.float()[None], target)[0]
+        out.append(f)
+    return out
+
+
+def ablation_configs(base: A2GNNConfig) -> dict[str, A2GNNConfig]:
+    """A Table 4(b): CE; CE + L_reg; CE + MP; CE + MP + C.C.; CE + L_reg + MP (all = base)."""
+    ce = replace(base, use_reg=False, use_mp=False, use_cc=False)
+    return {
+        "CE": ce,
+        "CE + L_reg": replace(ce, use_reg=True),
+        "CE + MP": replace(ce, use_mp=True),
+        "CE + MP + C.C.": replace(ce, use_mp=True, use_cc=True),
+        "CE + L_reg + MP": replace(ce, use_reg=True, use_mp=True),
+    }
+
+
+def _context_pyramids(ctx: Any) -> tuple[list[list[Tensor]], tuple[int, ...]]:
+    """Feature pyramids of the demo images: ``ctx.features`` when present, else the
+    pretrained EfficientNet-Lite0 (offline weights), else a random SmallCNN."""
+    if ctx.features is not None:
+        pyr = [list(f) for f in ctx.features]
+        return pyr, tuple(int(f.size(0)) for f in pyr[0][-3:])
+    from ..nn.models.backbones import EfficientNetLite0Backbone, SmallCNN
+
+    try:
+        backbone = EfficientNetLite0Backbone(pretrained=True)
+    except ImportError:  # pragma: no cover - optional weights missing
+        torch.manual_seed(ctx.seed)
+        backbone = SmallCNN()
+    backbone = backbone.to(ctx.device).eval()
+    pyr = []
+    with torch.no_grad():
+        for s in ctx.samples:
+            feats = backbone(_image_tensor(s["image"], ctx.device))
+            pyr.append([f[0].cpu() for f in feats])
+    return pyr, tuple(int(c) for c in backbone.channels[-3:])
+
+
+def _tag_seeds(ctx: Any) -> list[np.ndarray]:
+    """:math:`M'_I` (top-40 % CAM seeds) of every sample, computed once per context."""
+    from ..pseudo.seeds import a2gnn_tag_seeds
+
+    return [a2gnn_tag_seeds(s["image"], cam, s.get("tags"))
+            for s, cam in zip(ctx.samples, ctx.cams)]
+
+
+def _fast_kwargs(ctx: Any, supervision: str) -> dict[str, Any]:
+    """Short-schedule graph settings (CPU demo): node grid coarsened 2x and window radius 3;
+    the full settings otherwise (radius 4 box/scribble, 3 tag/point, no pooling)."""
+    return {"radius": 3, "pool": 2} if ctx.fast else {}
+
+
+@register_demo("A2GNN")
+def demo(ctx: Any) -> dict[str, list[np.ndarray]]:
+    """Rows "A2GNN (box|tag|scribble|point)" for the supervisions the samples carry."""
+    if not ctx.samples:
+        return {}
+    pyramids, chans = _context_pyramids(ctx)
+    pyramids = [p[-3:] for p in pyramids]
+    tag_seeds = _tag_seeds(ctx)
+    rows: dict[str, list[np.ndarray]] = {}
+    for sup, key in (("box", "boxes"), ("tag", "tags"), ("scribble", "scribbles"),
+                     ("point", "points")):
+        if not all(key in s for s in ctx.samples):
+            continue
+        cfg = fast_config(sup, ctx.fast)
+        res = run_a2gnn(ctx.samples, ctx.cams, sup, pyramids, chans, config=cfg,
+                        affinity_epochs=3 if ctx.fast else 12, seed=ctx.seed,
+                        device=ctx.device, tag_seeds=tag_seeds, **_fast_kwargs(ctx, sup))
+        rows[f"A2GNN ({sup})"] = res["labels"]
+    return rows
+
+
+def grabcut_only(sample: dict[str, Any]) -> np.ndarray:
+    """Baseline: GrabCut inside each box (A 2-3, :func:`~pyg_wsss.pseudo.grabcut.grabcut_seeds`),
+    background elsewhere and where GrabCut says background. ``uint8 [H, W]``."""
+    from ..pseudo.grabcut import grabcut_seeds
+
+    mb = grabcut_seeds(sample["image"], sample["boxes"], sample["box_labels"])
+    return np.where(mb == IGNORE, 0, mb).astype(np.uint8)
+
+
+def run_experiment(
+    ctx: Any,
+    supervisions: Sequence[str] = SUPERVISIONS,
+    ablation: bool = True,
+    baselines: bool = True,
+    progress: bool = False,
+) -> dict[str, list[np.ndarray]]:
+    """Pseudo-labels of every requested supervision on a :class:`DemoContext`, plus (boxes)
+    the A Table 4(b) ablation and the baselines: boxes filled with their class, GrabCut
+    only, random walk over the affinity-CNN graph (+ CRF). Returns ``{row: labels}``."""
+    pyramids, chans = _context_pyramids(ctx)
+    pyramids = [p[-3:] for p in pyramids]
+    tag_seeds = _tag_seeds(ctx)
+    rows: dict[str, list[np.ndarray]] = {}
+    keys = {"box": "boxes", "tag": "tags", "scribble": "scribbles", "point": "points"}
+    for sup in supervisions:
+        if not all(keys[sup] in s for s in ctx.samples):
+            continue
+        cfg = fast_config(sup, ctx.fast)
+        abl = None
+        if ablation and sup == "box":
+            abl = {k: v for k, v in ablation_configs(cfg).items()}
+        res = run_a2gnn(ctx.samples, ctx.cams, sup, pyramids, chans, config=cfg,
+                        affinity_epochs=3 if ctx.fast else 12, seed=ctx.seed,
+                        device=ctx.device, progress=progress, ablations=abl,
+                        tag_seeds=tag_seeds, **_fast_kwargs(ctx, sup))
+        rows[f"A2GNN ({sup})"] = res["labels"]
+        rows[f"seeds ({sup})"] = res["seeds"]
+        for name, labs in (res.get("ablation_labels") or {}).items():
+            rows[f"A2GNN (box) {name}"] = labs
+        if baselines and sup == "box":
+            rows["Box filled"] = [filled_boxes(s["image"].shape[:2], s["boxes"], s["box_labels"])
+                                  for s in ctx.samples]
+            rows["GrabCut only"] = [grabcut_only(s) for s in ctx.samples]
+            rws = [random_walk_probs(g, cam, s.get("tags"), s["image"].shape[:2])
+                   for g, cam, s in zip(res["graphs"], ctx.cams, ctx.samples)]
+            from ..pseudo.crf import dense_crf
+
+            rows["Random walk (affinity CNN) + CRF"] = [
+                dense_crf(s["image"], rw, preset="a2gnn").argmax(0).numpy().astype(np.uint8)
+                for rw, s in zip(rws, ctx.samples)
+            ]
+    return rows
