@@ -7,6 +7,7 @@ permutations that carry edge values between the three orders (user, CSR, transpo
 """
 from __future__ import annotations
 
+import warnings
 from collections import OrderedDict
 from dataclasses import dataclass
 
@@ -16,6 +17,9 @@ from torch import Tensor
 from .._checks import check_edge_index
 
 __all__ = ["CSRGraph", "to_csr", "clear_csr_cache"]
+
+# torch marks its (well-tested) CSR kernels as beta on every construction; say it once here.
+warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta", category=UserWarning)
 
 
 @dataclass(frozen=True)

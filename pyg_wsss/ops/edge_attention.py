@@ -75,11 +75,13 @@ class _EdgeAttention(Function):
         negative: str,
         eps: float,
     ) -> tuple[Tensor, Tensor]:
+        shared = q is k  # self-attention on one feature matrix: normalise and backprop once
         if cosine:
             qn, qnorm = _normalize(q, eps)
-            kn, knorm = _normalize(k, eps)
+            kn, knorm = (qn, qnorm) if shared else _normalize(k, eps)
         else:
             qn, kn, qnorm, knorm = q, k, None, None
+        ctx.shared = shared
         s = sddmm(csr, qn, kn)
         w_e = w[csr.row] if w.dim() == 1 else w  # per-target temperatures
         logits = w_e * s
@@ -129,7 +131,11 @@ class _EdgeAttention(Function):
                 gbeta = (g_logit * edge_term).sum().reshape(beta.shape)
             if needs[5]:
                 ge = g_logit * beta * (ind if ind is not None else 1.0)
-        if needs[0] or needs[1]:
+        if ctx.shared and (needs[0] or needs[1]):
+            gs = g_logit * (w[csr.row] if w.dim() == 1 else w)
+            g = torch.sparse.mm(csr.matrix(gs), kn) + torch.sparse.mm(csr.matrix_t(gs), qn)
+            gq = _normalize_backward(qn, qnorm, g, ctx.eps) if ctx.cosine else g
+        elif needs[0] or needs[1]:
             gs = g_logit * (w[csr.row] if w.dim() == 1 else w)
             if needs[0]:
                 gq = torch.sparse.mm(csr.matrix(gs), kn)

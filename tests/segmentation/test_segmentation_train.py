@@ -24,7 +24,7 @@ def test_overfits_four_images(one_thread, toy_samples):
     ds = PseudoLabelDataset(toy_samples, [s["mask"] for s in toy_samples], flip=True)
     history = []
     model = train_segmentation(
-        _model(), ds, iterations=150, batch_size=4, lr=0.1, head_lr_mult=1.0, history=history
+        _model(), ds, iterations=300, batch_size=4, lr=0.1, head_lr_mult=1.0, history=history
     )
     acc = np.mean(
         [(predict_segmentation(model, s["image"]) == s["mask"]).mean() for s in toy_samples]

@@ -13,6 +13,7 @@ from torch_geometric.utils import add_self_loops as _add_self_loops
 from torch_geometric.utils import is_torch_sparse_tensor, softmax, to_edge_index
 
 from ..._checks import check_choice, check_fraction, check_positive, check_tensor
+from ...ops import edge_attention, to_csr
 
 NEGATIVE_COSINE = ("indicator", "mask", "none")
 
@@ -94,6 +95,10 @@ class AffinityAttentionConv(MessagePassing):
         num_graphs (int, optional): Number of independent scalars :math:`w`, one per graph
             of a mini-batch (per-image models trained as one batched problem); then
             ``batch`` must be passed to :meth:`forward`. (default: :obj:`1`)
+        fused (bool, optional): Use the fused CSR kernel of :mod:`pyg_wsss.ops` (SDDMM +
+            segment softmax + SpMM; memory :math:`O(E + NF)`). The plain gather/scatter
+            path (the reference) is used when :obj:`False`, with attention dropout in
+            training, and under ``torch.compile``. (default: :obj:`True`)
         eps (float, optional): Norm clamp of the cosine (as
             :func:`torch.nn.functional.normalize`; AGNNConv uses ``1e-12``).
         **kwargs (optional): Additional arguments of
@@ -122,6 +127,7 @@ class AffinityAttentionConv(MessagePassing):
         dropout: float = 0.0,
         num_graphs: int = 1,
         eps: float = 1e-12,
+        fused: bool = True,
         **kwargs,
     ):
         kwargs.setdefault("aggr", "add")
@@ -142,6 +148,7 @@ class AffinityAttentionConv(MessagePassing):
         self.dropout = float(dropout)
         self.num_graphs = int(num_graphs)
         self.eps = float(eps)
+        self.fused = bool(fused)
         if requires_grad:
             self.w = Parameter(torch.empty(self.num_graphs))
         else:
@@ -206,6 +213,7 @@ class AffinityAttentionConv(MessagePassing):
             raise ValueError(f"'edge_index' must have shape [2, E], got {tuple(edge_index.shape)}")
         if edge_index.dtype not in (torch.int64, torch.int32):
             raise TypeError(f"'edge_index' must be int64 or int32, got {edge_index.dtype}")
+        user_edge_index = edge_index  # the CSR cache is keyed on the caller's tensor
         if edge_index.dtype != torch.long:
             edge_index = edge_index.long()
 
@@ -236,14 +244,25 @@ class AffinityAttentionConv(MessagePassing):
         else:
             keep = torch.ones(num_edges, dtype=torch.bool, device=x.device)
 
-        x_norm = F.normalize(x, p=2.0, dim=-1, eps=self.eps)
-        # edge_updater_type: (x_norm: Tensor, w: Tensor, edge_weight: Tensor, keep: Tensor)
-        alpha = self.edge_updater(
-            edge_index, x_norm=x_norm, w=w, edge_weight=edge_weight, keep=keep,
-            size=(num_nodes, num_nodes),
-        )
-        # propagate_type: (x: Tensor, alpha: Tensor)
-        out = self.propagate(edge_index, x=x, alpha=alpha, size=(num_nodes, num_nodes))
+        if self._use_fused():
+            # SDDMM + segment softmax + SpMM over a cached CSR (pyg_wsss.ops): no [E, F]
+            # tensor in forward or backward. Same edge order as above (loops appended).
+            csr = to_csr(user_edge_index, num_nodes, self_loops=self.add_self_loops)
+            temperature = self.w[batch] if self.num_graphs > 1 else self.w.reshape(())
+            out, alpha = edge_attention(
+                x, csr, score="cosine", temperature=temperature, edge_weight=edge_weight,
+                edge_scale=self.beta, negative=self.negative_cosine, edge_mask=keep,
+                eps=self.eps, return_attention_weights=True,
+            )
+        else:
+            x_norm = F.normalize(x, p=2.0, dim=-1, eps=self.eps)
+            # edge_updater_type: (x_norm: Tensor, w: Tensor, edge_weight: Tensor, keep: Tensor)
+            alpha = self.edge_updater(
+                edge_index, x_norm=x_norm, w=w, edge_weight=edge_weight, keep=keep,
+                size=(num_nodes, num_nodes),
+            )
+            # propagate_type: (x: Tensor, alpha: Tensor)
+            out = self.propagate(edge_index, x=x, alpha=alpha, size=(num_nodes, num_nodes))
 
         if return_attention_weights:
             if layout == "torch_sparse":
@@ -261,6 +280,13 @@ class AffinityAttentionConv(MessagePassing):
                 return out, (adj, adj.values())
             return out, (edge_index, alpha)
         return out
+
+    def _use_fused(self) -> bool:
+        # The fused kernel has no attention dropout and is opaque to torch.compile: the
+        # gather/scatter path (the reference) serves those cases.
+        if not self.fused or (self.training and self.dropout > 0):
+            return False
+        return not torch.compiler.is_compiling()
 
     def edge_update(
         self,
@@ -294,7 +320,8 @@ class AffinityAttentionConv(MessagePassing):
     def __repr__(self) -> str:
         return (
             f"{self.__class__.__name__}(beta={self.beta}, "
-            f"negative_cosine={self.negative_cosine!r}, num_graphs={self.num_graphs})"
+            f"negative_cosine={self.negative_cosine!r}, num_graphs={self.num_graphs}, "
+            f"fused={self.fused})"
         )
 
 

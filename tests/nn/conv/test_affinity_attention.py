@@ -47,7 +47,9 @@ def _independent_reference(x, ei, ew, w, beta, variant):
 
 def test_repr_and_reset():
     conv = AffinityAttentionConv()
-    expected = "AffinityAttentionConv(beta=10.0, negative_cosine='indicator', num_graphs=1)"
+    expected = (
+        "AffinityAttentionConv(beta=10.0, negative_cosine='indicator', num_graphs=1, fused=True)"
+    )
     assert str(conv) == expected
     assert 0.0 <= float(conv.w.detach()) <= 1.0 and conv.w.requires_grad
     fixed = AffinityAttentionConv(requires_grad=False, w_init=0.5)
@@ -259,3 +261,29 @@ def test_bad_inputs():
         conv(torch.ones(3, 2, dtype=torch.long), torch.tensor([[0], [1]]))
     with pytest.raises(ValueError, match="'x'"):
         conv(torch.ones(3), torch.tensor([[0], [1]]))
+
+
+@pytest.mark.parametrize("negative", ["indicator", "mask", "none"])
+def test_fused_equals_gather_scatter_values_and_grads(negative):
+    # random graph: unsorted, duplicate edges, existing self-loops, isolated nodes, int32
+    torch.manual_seed(7)
+    n = 40
+    ei = torch.randint(0, n - 3, (2, 200))
+    ei = torch.cat([ei, torch.tensor([[0, 5], [0, 5]])], 1).int()
+    batch = (torch.arange(n) >= 20).long()
+    e = torch.rand(ei.size(1), dtype=torch.float64)
+    outs, grads = [], []
+    for fused in (True, False):
+        conv = AffinityAttentionConv(negative_cosine=negative, num_graphs=2, fused=fused).double()
+        with torch.no_grad():
+            conv.w.copy_(torch.tensor([0.3, 1.7]))
+        x = torch.randn(n, 6, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+        x.requires_grad_()
+        out, (ei_out, alpha) = conv(x, ei, e, batch=batch, return_attention_weights=True)
+        (out.square().sum() + alpha.sum()).backward()
+        outs.append((out, ei_out, alpha))
+        grads.append((x.grad, conv.w.grad))
+    for a, b in zip(outs[0], outs[1]):
+        torch.testing.assert_close(a, b)
+    for a, b in zip(grads[0], grads[1]):
+        torch.testing.assert_close(a, b)
