@@ -34,6 +34,10 @@ from .._checks import check_choice
 from . import register_demo
 
 SUPERVISIONS = ("box", "tag", "scribble", "point")
+
+#: Ours on top of A2GNN's seed settings: background seeds for images whose CAMs give none
+#: (see :func:`pyg_wsss.pseudo.a2gnn_tag_seeds`, ``bg_fallback``).
+TAG_SEED_DEFAULTS: dict[str, Any] = {"bg_fallback": 0.3}
 IGNORE = 255
 
 
@@ -98,7 +102,7 @@ def make_seeds(
 
     check_choice(supervision, SUPERVISIONS, "supervision")
     image, tags = sample["image"], sample.get("tags")
-    seed_kwargs = dict(seed_kwargs or {})
+    seed_kwargs = {**TAG_SEED_DEFAULTS, **(seed_kwargs or {})}
     if supervision == "box":
         if "boxes" not in sample:
             raise ValueError("box supervision needs 'boxes' and 'box_labels' in the sample")
@@ -604,7 +608,7 @@ def _tag_seeds(ctx: Any) -> list[np.ndarray]:
     """:math:`M'_I` (top-40 % CAM seeds) of every sample, computed once per context."""
     from ..pseudo.seeds import a2gnn_tag_seeds
 
-    return [a2gnn_tag_seeds(s["image"], cam, s.get("tags"))
+    return [a2gnn_tag_seeds(s["image"], cam, s.get("tags"), **TAG_SEED_DEFAULTS)
             for s, cam in zip(ctx.samples, ctx.cams)]
 
 

@@ -173,13 +173,8 @@ def partial_labels(
     small = resize_image(image, grid)
     cam_small = resize_cams(cams, grid)
     tag_vec = _tag_vector(tags, cams.size(0))
-    lab = np.asarray(wsgcn_partial_labels(small, cam_small, tag_vec, **kwargs), dtype=np.uint8)
-    if bg_fallback and not (lab == 0).any():
-        present = torch.from_numpy(tag_vec > 0)
-        peak = (cam_small[present].amax(0) if present.any() else torch.zeros(grid)).numpy()
-        cut = np.quantile(peak, float(bg_fallback))
-        lab = lab.copy()
-        lab[(lab == 255) & (peak <= cut)] = 0
+    lab = wsgcn_partial_labels(small, cam_small, tag_vec, bg_fallback=bg_fallback, **kwargs)
+    lab = np.asarray(lab, dtype=np.uint8)
     return lab
 
 

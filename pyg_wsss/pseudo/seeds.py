@@ -332,6 +332,7 @@ def _crf_seeds(
     normalize: str | None,
     vote: bool,
     crf_normalized: bool,
+    bg_fallback: float | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     img = _as_uint8_rgb(image)
     arr = _to_numpy_cams(cams)
@@ -355,6 +356,13 @@ def _crf_seeds(
     stack = crf_score_stack(crf_la, crf_ha)
     if vote:
         label = vote_filter(label, stack)
+    if bg_fallback is not None and not (label == 0).any():
+        check_fraction(bg_fallback, "bg_fallback")
+        # upstream's background rule (1 - max CAM)^alpha > 0.8 needs max CAM < ~0.01, which
+        # weak CAMs never reach: then the least activated unlabelled pixels become background
+        cut = np.quantile(peak[0], float(bg_fallback))
+        label = label.copy()
+        label[(label == IGNORE) & (peak[0] <= cut)] = 0
     return label, stack.astype(np.float32)
 
 
@@ -373,6 +381,7 @@ def wsgcn_partial_labels(
     normalize: str | None = "max",
     vote: bool = True,
     crf_normalized: bool = False,
+    bg_fallback: float | None = None,
     return_scores: bool = False,
 ) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
     r"""WSGCN's partial pseudo labels (NOTES.md 2.4; run at the CAM resolution, stride 4).
@@ -392,6 +401,10 @@ def wsgcn_partial_labels(
         tags: ``[C]`` multi-hot; an image with no tag yields background/255 only.
         crf_normalized: Renormalise the CRF input instead of the upstream un-normalised
             scores.
+        bg_fallback: Ours (``None`` = upstream): when no pixel gets a background seed, the
+            unlabelled pixels whose max CAM lies in the lowest ``bg_fallback`` fraction of
+            the image become background seeds (without background seeds a GNN labels the
+            whole image as foreground).
         return_scores: Also return the ``[C + 1, H, W]`` CRF score stack.
 
     Returns:
@@ -401,7 +414,7 @@ def wsgcn_partial_labels(
         image, cams, tags, alpha_low=alpha_low, alpha_high=alpha_high, ratio=ratio,
         min_score=min_score, bg_confidence=bg_confidence, crf_threshold=crf_threshold,
         preset=preset, n_iter=n_iter, normalize=normalize, vote=vote,
-        crf_normalized=crf_normalized,
+        crf_normalized=crf_normalized, bg_fallback=bg_fallback,
     )
     return (label, stack) if return_scores else label
 
@@ -421,6 +434,7 @@ def a2gnn_tag_seeds(
     normalize: str | None = "minmax",
     vote: bool = False,
     crf_normalized: bool = False,
+    bg_fallback: float | None = None,
     return_scores: bool = False,
 ) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
     r"""A2GNN's image-level seeds :math:`M'_I` (NOTES.md 3.5; A 5 "top 40 %").
@@ -428,12 +442,13 @@ def a2gnn_tag_seeds(
     Same logic as :func:`wsgcn_partial_labels` with SEAM's settings: min-max normalised CAMs,
     alpha 4 / 24, PSA CRF (3/3, 80/13/10), top 40 % of CAM values > 0.01, background
     ``(1 - max)^24 > 0.8``, CRF-unsure threshold 0.8, no vote (``vote=True`` adds it).
+    ``bg_fallback`` as in :func:`wsgcn_partial_labels`.
     """
     label, stack = _crf_seeds(
         image, cams, tags, alpha_low=alpha_low, alpha_high=alpha_high, ratio=ratio,
         min_score=min_score, bg_confidence=bg_confidence, crf_threshold=crf_threshold,
         preset=preset, n_iter=n_iter, normalize=normalize, vote=vote,
-        crf_normalized=crf_normalized,
+        crf_normalized=crf_normalized, bg_fallback=bg_fallback,
     )
     return (label, stack) if return_scores else label
 

@@ -262,3 +262,27 @@ def test_composed_bad_input(scene):
         confident_regions(np.random.rand(2, 3, 3), ratio=1.5)
     with pytest.raises(ValueError, match="class"):
         confident_regions(np.random.rand(2, 3, 3), classes=[5])
+
+
+def test_bg_fallback_gives_background_seeds_only_when_there_are_none():
+    from pyg_wsss.pseudo import a2gnn_tag_seeds, wsgcn_partial_labels
+
+    rng = np.random.default_rng(0)
+    image = rng.integers(0, 255, (24, 24, 3), dtype=np.uint8)
+    # weak CAM: never below 0.2, so (1 - max)^alpha > 0.8 gives no background seed upstream
+    cam = np.full((2, 24, 24), 0.2, np.float32)
+    cam[0, 6:14, 6:14] = 1.0
+    tags = np.array([1.0, 0.0])
+    plain = wsgcn_partial_labels(image, cam, tags)
+    assert not (plain == 0).any()
+    fixed = wsgcn_partial_labels(image, cam, tags, bg_fallback=0.3)
+    assert (fixed == 0).any()
+    changed = fixed != plain
+    assert (plain[changed] == 255).all() and (fixed[changed] == 0).all()
+    assert not (fixed[6:14, 6:14] == 0).any()  # never inside the activated object
+    # min-max normalised CAMs (A2GNN) already give background seeds: the fallback is a no-op
+    plain = a2gnn_tag_seeds(image, cam, tags)
+    assert (plain == 0).any()
+    assert np.array_equal(a2gnn_tag_seeds(image, cam, tags, bg_fallback=0.3), plain)
+    with pytest.raises(ValueError, match="bg_fallback"):
+        wsgcn_partial_labels(image, cam, tags, bg_fallback=1.5)
