@@ -65,7 +65,9 @@ def bench_one(side: int, radius: int, channels: int, device: torch.device, repea
                      "edges_per_s": e_count / total})
 
     gather_bytes = e_count * channels * 4 * 4
-    too_big = f"[E, F] gathers need ~{gather_bytes / 2**30:.1f} GiB" if gather_bytes > GATHER_LIMIT_BYTES else None
+    too_big = None
+    if gather_bytes > GATHER_LIMIT_BYTES:
+        too_big = f"[E, F] gathers need ~{gather_bytes / 2**30:.1f} GiB"
 
     fused = AffinityAttentionConv(fused=True).to(device)
     plain = AffinityAttentionConv(fused=False).to(device)
@@ -95,7 +97,8 @@ def bench_one(side: int, radius: int, channels: int, device: torch.device, repea
 
 def markdown(rows):
     lines = ["| grid | radius | F | edges | method | forward ms | backward ms | total ms | "
-             "x floor | peak MB | Medges/s |", "|---|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|"]
+             "x floor | peak MB | Medges/s |",
+             "|---|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|"]
     floors = {(r["grid"], r["radius"], r["channels"]): r["total_s"] for r in rows
               if r["method"].startswith("CSR SpMM") and "total_s" in r}
     for r in rows:
@@ -107,7 +110,8 @@ def markdown(rows):
         ratio = r["total_s"] / floors[key] if key in floors else float("nan")
         lines.append(
             f"| {r['grid']} | {r['radius']} | {r['channels']} | {r['edges']:,} | {r['method']} | "
-            f"{1e3 * r['forward_s']:.1f} | {1e3 * r['backward_s']:.1f} | {1e3 * r['total_s']:.1f} | "
+            f"{1e3 * r['forward_s']:.1f} | {1e3 * r['backward_s']:.1f} | "
+            f"{1e3 * r['total_s']:.1f} | "
             f"{ratio:.2f} | {r['peak_mb']:.0f} | {r['edges_per_s'] / 1e6:.2f} |")
     return "\n".join(lines)
 
@@ -174,7 +178,8 @@ def main(argv=None):
         notes.append(f"- fused path, F = {channels}: log-log slope of time vs edges = {s:.2f} "
                      "(1.0 = linear)")
     meta = {**machine(), "device": str(device), "seconds": time.perf_counter() - start,
-            "command": "python benchmarks/" + Path(__file__).name + " " + " ".join(argv or sys.argv[1:])}
+            "command": f"python benchmarks/{Path(__file__).name} "
+                       + " ".join(argv or sys.argv[1:])}
     text = (f"# Attention kernels on pixel graphs ({meta['device']}, torch {meta['torch']}, "
             f"{meta['threads']} threads)\n\nCommand: `{meta['command'].strip()}`\n\n{table}\n\n"
             + "\n".join(notes))

@@ -42,7 +42,9 @@ def check_tensor(
     return value
 
 
-def check_edge_index(edge_index: Any, num_nodes: int | None = None, name: str = "edge_index") -> Tensor:
+def check_edge_index(
+    edge_index: Any, num_nodes: int | None = None, name: str = "edge_index"
+) -> Tensor:
     """Check a ``[2, E]`` integer edge index (int64 or int32) with indices in range."""
     check_tensor(edge_index, name, ndim=2, floating=False)
     if edge_index.size(0) != 2:
@@ -59,7 +61,9 @@ def check_edge_index(edge_index: Any, num_nodes: int | None = None, name: str = 
 
 
 def check_positive(value: Any, name: str, strict: bool = True, integer: bool = False) -> None:
-    kinds: tuple[type, ...] = (int, np.integer) if integer else (int, float, np.integer, np.floating)
+    kinds: tuple[type, ...] = (int, np.integer)
+    if not integer:
+        kinds = (int, float, np.integer, np.floating)
     if isinstance(value, bool) or not isinstance(value, kinds):
         raise TypeError(f"'{name}' must be {'an int' if integer else 'a number'}, got {value!r}")
     if (strict and not value > 0) or (not strict and not value >= 0):
@@ -94,7 +98,9 @@ def as_rgb_image(image: Any, name: str = "image") -> np.ndarray:
     elif isinstance(image, np.ndarray):
         arr = image
     else:
-        raise TypeError(f"'{name}' must be a numpy array or torch.Tensor, got {type(image).__name__}")
+        raise TypeError(
+            f"'{name}' must be a numpy array or torch.Tensor, got {type(image).__name__}"
+        )
     if arr.ndim != 3 or arr.shape[-1] != 3:
         raise ValueError(f"'{name}' must be an RGB image of shape [H, W, 3], got shape {arr.shape}")
     if arr.shape[0] == 0 or arr.shape[1] == 0:
@@ -110,7 +116,9 @@ def as_rgb_image(image: Any, name: str = "image") -> np.ndarray:
     raise TypeError(f"'{name}' must be uint8 or float, got {arr.dtype}")
 
 
-def check_label_map(labels: Any, num_classes: int, name: str = "labels", ignore_index: int = 255) -> None:
+def check_label_map(
+    labels: Any, num_classes: int, name: str = "labels", ignore_index: int = 255
+) -> None:
     """Check an integer label map whose values are in ``[0, num_classes)`` or ``ignore_index``."""
     arr = labels.detach().cpu().numpy() if isinstance(labels, Tensor) else np.asarray(labels)
     if not np.issubdtype(arr.dtype, np.integer):

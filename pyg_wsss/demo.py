@@ -188,7 +188,9 @@ def format_table(rows: list[dict[str, Any]]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m pyg_wsss.demo", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m pyg_wsss.demo", description=__doc__.split("\n")[0]
+    )
     parser.add_argument("--out", default="outputs/demo", help="output folder")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--num-images", type=int, default=8, help="synthetic images to label")
@@ -229,7 +231,8 @@ def main(argv: list[str] | None = None) -> int:
 
     table = format_table(all_rows)
     print("\n" + table)
-    (out / "results.json").write_text(json.dumps({"rows": all_rows, "pictures": pictures}, indent=2))
+    summary = {"rows": all_rows, "pictures": pictures}
+    (out / "results.json").write_text(json.dumps(summary, indent=2))
     (out / "results.md").write_text(table + "\n")
     print(f"\nwrote {out / 'results.json'}, {out / 'results.md'} and {', '.join(pictures)}")
     failed = [r for r in all_rows if r.get("error")]

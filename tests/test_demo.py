@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from pyg_wsss import demo
-from pyg_wsss.pipelines import DemoContext, register_demo, _DEMOS
+from pyg_wsss.pipelines import _DEMOS, DemoContext, register_demo
 
 
 def test_demo_plumbing_on_a_tiny_synthetic_run(tmp_path, monkeypatch):

@@ -181,7 +181,9 @@ def pixel_graph(
     )
 
 
-def batch_pixel_graphs(graphs: list[PixelGraph] | PixelGraph, batch_size: int | None = None) -> Batch:
+def batch_pixel_graphs(
+    graphs: list[PixelGraph] | PixelGraph, batch_size: int | None = None
+) -> Batch:
     """Batch pixel graphs into one PyG :class:`~torch_geometric.data.Batch` (node indices of
     image ``b`` are offset by the nodes of images ``0 .. b-1``). Pass one graph and
     ``batch_size`` to repeat the same grid.

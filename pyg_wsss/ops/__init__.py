@@ -5,4 +5,6 @@ from .csr import CSRGraph, clear_csr_cache, to_csr
 from .edge_attention import edge_attention, edge_softmax
 from .spmm import sddmm, spmm
 
-__all__ = ["CSRGraph", "clear_csr_cache", "edge_attention", "edge_softmax", "sddmm", "spmm", "to_csr"]
+__all__ = [
+    "CSRGraph", "clear_csr_cache", "edge_attention", "edge_softmax", "sddmm", "spmm", "to_csr"
+]

@@ -19,7 +19,9 @@ from .._checks import check_edge_index
 __all__ = ["CSRGraph", "to_csr", "clear_csr_cache"]
 
 # torch marks its (well-tested) CSR kernels as beta on every construction; say it once here.
-warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta", category=UserWarning)
+warnings.filterwarnings(
+    "ignore", message="Sparse CSR tensor support is in beta", category=UserWarning
+)
 
 
 @dataclass(frozen=True)

@@ -210,7 +210,9 @@ def edge_attention(
     work = _compute_dtype(dtype)
     w = torch.as_tensor(temperature, dtype=work, device=x.device)
     if w.dim() > 1 or (w.dim() == 1 and w.numel() != n):
-        raise ValueError(f"'temperature' must be a scalar or have {n} entries, got {tuple(w.shape)}")
+        raise ValueError(
+            f"'temperature' must be a scalar or have {n} entries, got {tuple(w.shape)}"
+        )
     mask = None
     if edge_mask is not None:
         if edge_mask.dtype != torch.bool or edge_mask.shape != (csr.num_edges,):
