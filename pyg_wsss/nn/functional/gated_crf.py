@@ -45,6 +45,7 @@ def gated_crf_loss(
     num_graphs: int | None = None,
     from_logits: bool = True,
     reduction: str = "sum",
+    method: str = "spmm",
 ) -> Tensor:
     r"""Gated-CRF / Potts regularised loss over an edge list (A 22, working form):
 
@@ -70,6 +71,9 @@ def gated_crf_loss(
         from_logits: Apply softmax to ``input``.
         reduction: Over graphs: ``"sum"`` (default: per-image problems summed, each image
             gets the gradient it would get alone), ``"mean"`` or ``"none"``.
+        method: ``"spmm"`` (:math:`\sum_i y_i \cdot (K Y)_i` by a cached CSR SpMM,
+            :func:`pyg_wsss.ops.spmm`: no ``[E, K]`` temporary) or ``"edges"`` (the
+            gather/scatter reference).
 
     Returns:
         Scalar, or ``[num_graphs]`` with ``reduction="none"``.
@@ -83,13 +87,21 @@ def gated_crf_loss(
             f"'kernel' has {kernel.numel()} entries for {edge_index.size(1)} edges"
         )
     check_choice(reduction, REDUCTIONS, "reduction")
+    check_choice(method, ("spmm", "edges"), "method")
     batch, b = _check_batch(batch, n, num_graphs)
     batch = batch.to(input.device)
     y = torch.softmax(input, dim=-1) if from_logits else input
     src, dst = edge_index[0].long(), edge_index[1].long()
     k = torch.where(src == dst, torch.zeros_like(kernel), kernel).to(y.dtype)
-    pair = (y[dst] * y[src]).sum(-1)
-    per_edge = k * (1.0 - pair)
-    total = y.new_zeros(b).index_add(0, batch[dst], per_edge)
+    if method == "spmm":
+        from ...ops import spmm
+
+        # sum_{j -> i} K_ji (1 - y_i . y_j) = sum_j K_ji - y_i . (K Y)_i, per target i
+        per_node = y.new_zeros(n).index_add(0, dst, k) - (y * spmm(edge_index, k, y)).sum(-1)
+        total = y.new_zeros(b).index_add(0, batch, per_node)
+    else:
+        pair = (y[dst] * y[src]).sum(-1)
+        per_edge = k * (1.0 - pair)
+        total = y.new_zeros(b).index_add(0, batch[dst], per_edge)
     count = y.new_zeros(b).index_add(0, batch, torch.ones_like(y[:, 0]))
     return reduce_graphs(total / count.clamp(min=1), reduction)

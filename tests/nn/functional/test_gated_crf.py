@@ -89,3 +89,21 @@ def test_bad_inputs():
         gated_crf_loss(logits.long(), graph.edge_index, kern)
     with pytest.raises(ValueError, match="reduction"):
         gated_crf_loss(logits, graph.edge_index, kern, reduction="max")
+
+
+def test_spmm_path_equals_edge_path_values_and_grads():
+    from pyg_wsss.graphs import pixel_graph
+
+    g = pixel_graph(7, 6, 2, shape="square", self_loops=True)
+    n = g.num_nodes
+    batch = (torch.arange(n) >= 20).long()
+    kernel = torch.rand(g.edge_index.size(1), dtype=torch.float64)
+    logits = torch.randn(n, 4, dtype=torch.float64, requires_grad=True)
+    outs = []
+    for method in ("spmm", "edges"):
+        loss = gated_crf_loss(logits, g.edge_index, kernel, batch=batch, method=method,
+                              reduction="none")
+        (grad,) = torch.autograd.grad(loss.sum(), logits)
+        outs.append((loss, grad))
+    torch.testing.assert_close(outs[0][0], outs[1][0])
+    torch.testing.assert_close(outs[0][1], outs[1][1])
