@@ -93,8 +93,10 @@ def make_seeds(
     Returns:
         ``(gnn_seeds, affinity_seeds)``, ``uint8 [H, W]`` (255 = unlabelled): the node
         labels :math:`M_g` of A2GNN and the seeds that train the affinity CNN (A 7.1: for
-        scribbles :math:`M_S` over :math:`M'_I`, for points :math:`M'_I`; for boxes and
-        tags both are :math:`M_g`).
+        scribbles :math:`M_g = M_S` and :math:`M_S` over :math:`M'_I` for the affinity CNN;
+        for points :math:`M_g` = :math:`M_P` over :math:`M'_I` (points have no background
+        annotation) and :math:`M'_I` for the affinity CNN; for boxes and tags both are
+        :math:`M_g`).
     """
     from ..pseudo.expand import expand_points, expand_scribbles, merge_seeds
     from ..pseudo.grabcut import fuse_box_seeds, grabcut_box_masks
@@ -123,8 +125,10 @@ def make_seeds(
         return ms, merge_seeds(ms, tag_seeds)
     if "points" not in sample:
         raise ValueError("point supervision needs 'points' in the sample")
+    # A 7.1: points carry no background annotation, so M_g is built "with the same setting
+    # as the scribble task": expanded points M_P where known, M'_I elsewhere
     mp = expand_points(image, sample["points"])
-    return mp, tag_seeds
+    return merge_seeds(mp, tag_seeds), tag_seeds
 
 
 def seeds_to_grid(seeds: np.ndarray | Tensor, grid_size: Sequence[int]) -> Tensor:
