@@ -42,6 +42,10 @@ def main(argv=None) -> int:
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--progress", action="store_true")
+    p.add_argument("--stage2", action="store_true",
+                   help="train DeepLab on each supervision's labels, evaluate on held-out images")
+    p.add_argument("--stage2-iterations", type=int, default=300)
+    p.add_argument("--num-eval", type=int, default=16, help="held-out images for --stage2")
     args = p.parse_args(argv)
     sups = list(pipe.SUPERVISIONS) if args.supervision == "all" else [args.supervision]
 
@@ -63,6 +67,15 @@ def main(argv=None) -> int:
     print(f"{'method':45s} mIoU")
     for name, labels in rows.items():
         print(f"{name:45s} {_miou(labels, ctx.samples, ctx.num_classes):.4f}")
+    if args.stage2 and not args.real:
+        from pyg_wsss.pipelines.stage2 import heldout_synthetic, print_stage2, run_stage2
+
+        held = heldout_synthetic(args.num_eval, 48 + args.num_images, args.image_size,
+                                 ctx.num_classes - 1, args.seed)
+        print_stage2({name: run_stage2(ctx.samples, rows[name], held, ctx.num_classes,
+                                       iterations=args.stage2_iterations, device=args.device,
+                                       seed=args.seed)
+                      for name in (f"A2GNN ({s})" for s in sups) if name in rows})
     return 0
 
 

@@ -81,6 +81,10 @@ def main(argv=None):
     p.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
     p.add_argument("--json", default=None, help="write the results here")
     p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--stage2", action="store_true",
+                   help="train DeepLab on the CRF pseudo-labels, evaluate on held-out images")
+    p.add_argument("--stage2-iterations", type=int, default=300)
+    p.add_argument("--num-eval", type=int, default=16, help="held-out images for --stage2")
     args = p.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -137,9 +141,21 @@ def main(argv=None):
     for name, labels in pl.items():
         pseudo[name] = round(100 * mean_iou(labels, masks, num_classes), 2)
         print(f"  {name}: mIoU {pseudo[name]:.2f}")
+    stage2 = {}
+    if args.stage2 and not args.voc_root:
+        from pyg_wsss.pipelines.stage2 import heldout_synthetic, print_stage2, run_stage2
+
+        held = heldout_synthetic(args.num_eval, len(samples), args.image_size,
+                                 num_classes - 1, args.seed)
+        name = "CAM (ensemble) + dense CRF"
+        stage2 = {name: run_stage2(samples, pl[name], held, num_classes,
+                                   iterations=args.stage2_iterations, device=device,
+                                   seed=args.seed)}
+        print_stage2(stage2)
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"args": vars(args), "cams": results, "pseudo_labels": pseudo}, f, indent=1)
+            json.dump({"args": vars(args), "cams": results, "pseudo_labels": pseudo,
+                       "stage2": stage2}, f, indent=1)
     return 0
 
 

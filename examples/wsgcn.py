@@ -159,6 +159,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-ablation", action="store_true")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--quiet", action="store_true")
+    ap.add_argument("--stage2", action="store_true",
+                    help="train DeepLab on the WSGCN + CRF labels, evaluate on held-out images")
+    ap.add_argument("--stage2-iterations", type=int, default=300)
+    ap.add_argument("--num-eval", type=int, default=16, help="held-out images for --stage2")
     args = ap.parse_args(argv)
 
     config = WSGCNConfig(
@@ -197,6 +201,17 @@ def main(argv: list[str] | None = None) -> int:
     print("| method | mIoU (%) | seconds |\n|---|---:|---:|")
     for name, miou, sec in rows:
         print(f"| {name} | {'-' if np.isnan(miou) else f'{miou:.1f}'} | {sec:.1f} |")
+    if args.stage2 and not args.real:
+        from pyg_wsss.pipelines.stage2 import heldout_synthetic, print_stage2, run_stage2
+
+        labels = wsgcn_pseudo_labels(ctx.samples, ctx.cams, ctx.features, config,
+                                     num_classes=ctx.num_classes, device=ctx.device,
+                                     seed=ctx.seed)["WSGCN + CRF"]
+        held = heldout_synthetic(args.num_eval, args.num_train + args.num_images,
+                                 args.image_size, ctx.num_classes - 1, args.seed)
+        print_stage2({"WSGCN + CRF": run_stage2(ctx.samples, labels, held, ctx.num_classes,
+                                                iterations=args.stage2_iterations,
+                                                device=args.device, seed=args.seed)})
     return 0
 
 
