@@ -20,3 +20,13 @@ def _seed():
     torch.manual_seed(12345)
     np.random.seed(12345)
     yield
+
+
+@pytest.fixture
+def one_thread():
+    """One intra-op thread for tests of many tiny tensor ops (a second OpenMP thread only adds
+    synchronisation there, and spins badly when the 2 cores are shared); restored after."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)

@@ -24,13 +24,7 @@ def _blurred_cams(sample, num_fg, sigma=3.0):
     return torch.from_numpy(cams)
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # the machine is shared: 2 OpenMP threads under load spin-wait (10x slower)
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

@@ -12,14 +12,6 @@ from pyg_wsss.pipelines.knowledge_grm import (
 )
 
 
-@pytest.fixture
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 @pytest.fixture(scope="module")
 def synthetic():
     from pyg_wsss.data import SyntheticWSSS

@@ -1,12 +1,10 @@
 import numpy as np
 import pytest
-import torch
 
 from pyg_wsss.pipelines.stage2 import heldout_synthetic, run_stage2
 
 
-def test_heldout_images_do_not_overlap_and_stage2_learns_from_good_labels():
-    torch.set_num_threads(1)
+def test_heldout_images_do_not_overlap_and_stage2_runs(one_thread):
     held = heldout_synthetic(2, after=4, image_size=32, num_classes=2)
     from pyg_wsss.data import SyntheticWSSS
 

@@ -14,13 +14,7 @@ from pyg_wsss.pipelines.wsgcn import (
     wsgcn_pseudo_labels,
 )
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _sample(seed=0, size=32, num_fg=3):

@@ -1,15 +1,5 @@
 import numpy as np
 import pytest
-import torch
-
-
-@pytest.fixture
-def one_thread():
-    """Stage-2 tests train small CNNs: one thread is much faster on a loaded 2-core machine."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 def make_toy_samples(n=4, size=32, seed=0):

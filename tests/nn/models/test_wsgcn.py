@@ -14,14 +14,7 @@ from pyg_wsss.nn.models.wsgcn import (
     wsgcn_graph,
 )
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # tiny tensors: a second OpenMP thread only adds contention on the shared 2-core machine
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _rand_graph(n=6, e=14, seed=0, dtype=torch.float64):
