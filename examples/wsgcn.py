@@ -156,6 +156,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--entropy", choices=["paper", "code"], default="code")
     ap.add_argument("--laplacian-on", choices=["probs", "log_probs"], default="probs")
     ap.add_argument("--batch-size", type=int, default=8, help="images per batched optimisation")
+    ap.add_argument("--feature-weight", type=float, default=0.0,
+                    help="weight of the CAM backbone's feature pyramid in the node features "
+                         "(0: colour only, the default; see WSGCNConfig.feature_weight)")
+    ap.add_argument("--crf-scores", choices=["double_softmax", "probabilities"],
+                    default="double_softmax")
     ap.add_argument("--no-ablation", action="store_true")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--quiet", action="store_true")
@@ -172,6 +177,8 @@ def main(argv: list[str] | None = None) -> int:
         entropy_variant=args.entropy,
         laplacian_on=args.laplacian_on,
         batch_size=args.batch_size,
+        feature_weight=args.feature_weight,
+        crf_scores=args.crf_scores,
     )
     if args.stride:
         config.stride = args.stride

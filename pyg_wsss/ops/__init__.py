@@ -3,8 +3,16 @@ fused edge attention (SDDMM + segment softmax + SpMM). Every kernel has the plai
 gather/scatter path beside it as the reference in the tests."""
 from .csr import CSRGraph, clear_csr_cache, to_csr
 from .edge_attention import edge_attention, edge_softmax
-from .spmm import sddmm, spmm
+from .spmm import csr_matrix, fixed_spmm, sddmm, spmm
 
 __all__ = [
-    "CSRGraph", "clear_csr_cache", "edge_attention", "edge_softmax", "sddmm", "spmm", "to_csr"
+    "CSRGraph",
+    "clear_csr_cache",
+    "csr_matrix",
+    "edge_attention",
+    "edge_softmax",
+    "fixed_spmm",
+    "sddmm",
+    "spmm",
+    "to_csr",
 ]

@@ -10,7 +10,7 @@ from torch.autograd.function import once_differentiable
 from .._checks import check_tensor
 from .csr import CSRGraph, to_csr
 
-__all__ = ["spmm", "sddmm"]
+__all__ = ["spmm", "sddmm", "fixed_spmm", "csr_matrix"]
 
 _LOW = (torch.float16, torch.bfloat16)
 
@@ -100,3 +100,43 @@ def spmm(
         values = csr.to_csr_order(edge_weight.to(work))
     out = _SpMMFunction.apply(values, x.to(work).contiguous(), csr)
     return out.to(dtype)
+
+
+def csr_matrix(row: Tensor, col: Tensor, value: Tensor, size: tuple[int, int]) -> Tensor:
+    """A ``torch.sparse_csr_tensor`` ``[size]`` with entries ``value`` at ``(row, col)``
+    (duplicates summed), for operators that stay fixed over many products."""
+    coo = torch.sparse_coo_tensor(
+        torch.stack([row.long(), col.long()]), value, size, check_invariants=False
+    )
+    return coo.coalesce().to_sparse_csr()
+
+
+class _FixedSpMM(Function):
+    @staticmethod
+    def forward(ctx, a: Tensor, a_t: Tensor, x: Tensor) -> Tensor:  # type: ignore[override]
+        ctx.a_t = a_t
+        return torch.sparse.mm(a, x)
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad: Tensor):  # type: ignore[override]
+        return None, None, torch.sparse.mm(ctx.a_t, grad.contiguous())
+
+
+def fixed_spmm(a: Tensor, a_t: Tensor, x: Tensor) -> Tensor:
+    """``a @ x`` for a **constant** sparse CSR operator ``a [M, N]`` (no gradient w.r.t. its
+    values), with the backward ``a_t @ grad`` through its prebuilt CSR transpose ``a_t``
+    (:func:`csr_matrix` of the swapped indices; ``a`` itself when symmetric). Use
+    :func:`spmm` when the edge weights need gradients.
+
+    Shapes:
+        a ``[M, N]``, a_t ``[N, M]``, x ``[N, F]`` -> ``[M, F]``.
+    """
+    check_tensor(x, "x", ndim=2, floating=True)
+    if a.size(1) != x.size(0) or tuple(a_t.shape) != (a.size(1), a.size(0)):
+        raise ValueError(
+            f"shapes do not match: a {tuple(a.shape)}, a_t {tuple(a_t.shape)}, x {tuple(x.shape)}"
+        )
+    if a._nnz() == 0:
+        return x.new_zeros(a.size(0), x.size(1)) + 0 * x.sum()
+    return _FixedSpMM.apply(a, a_t, x.contiguous())

@@ -67,3 +67,24 @@ def test_bad_input():
         to_csr(ei, 2)
     with pytest.raises(TypeError, match="edge_index"):
         to_csr(ei.float(), 4)
+
+
+def test_fixed_spmm_matches_dense_with_gradient():
+    from pyg_wsss.ops import csr_matrix, fixed_spmm
+
+    g = torch.Generator().manual_seed(3)
+    ei = torch.randint(0, 5, (2, 11), generator=g)  # duplicates are summed
+    w = torch.rand(11, generator=g, dtype=torch.float64)
+    a = csr_matrix(ei[1], ei[0], w, (5, 5))
+    a_t = csr_matrix(ei[0], ei[1], w, (5, 5))
+    dense = torch.zeros(5, 5, dtype=torch.float64).index_put_((ei[1], ei[0]), w, accumulate=True)
+    assert torch.allclose(a.to_dense(), dense)
+    x = torch.randn(5, 3, dtype=torch.float64, requires_grad=True)
+    assert torch.allclose(fixed_spmm(a, a_t, x), dense @ x)
+    assert torch.autograd.gradcheck(lambda t: fixed_spmm(a, a_t, t), (x,))
+    empty = csr_matrix(ei[1, :0], ei[0, :0], w[:0], (5, 5))
+    out = fixed_spmm(empty, empty, x)
+    assert out.shape == (5, 3) and not out.any()
+    out.sum().backward()
+    with pytest.raises(ValueError, match="shapes"):
+        fixed_spmm(a, a_t, torch.randn(4, 3, dtype=torch.float64))

@@ -5,6 +5,8 @@ _MEMBERS = {
     "partial_cross_entropy": "cross_entropy",
     "entropy_loss": "entropy",
     "laplacian_loss": "laplacian",
+    "laplacian_matrix": "laplacian",
+    "laplacian_quadratic_form": "laplacian",
     "gated_crf_loss": "gated_crf",
     "gated_crf_kernel": "gated_crf",
     "multi_point_loss": "multi_point",

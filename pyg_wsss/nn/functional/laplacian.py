@@ -2,49 +2,58 @@ r"""Graph-Laplacian smoothness loss over an edge list (W 6-7)."""
 
 from __future__ import annotations
 
-import warnings
-
 import torch
 import torch.nn.functional as F
 from torch import Tensor
+from torch.autograd import Function
+from torch.autograd.function import once_differentiable
 
 from ..._checks import check_choice, check_edge_index, check_tensor
+from ...ops.spmm import csr_matrix
 from .cross_entropy import REDUCTIONS, _check_batch, reduce_graphs
 
 VARIANTS = (None, "paper", "code")
 METHODS = ("edges", "spmm")
 
 
-class _CSRMatMul(torch.autograd.Function):
-    """``A @ X`` for a sparse CSR ``A`` with the backward ``A^T @ G`` through a precomputed
-    CSR transpose (autograd through CSR products is slow on CPU)."""
+class _QuadraticForm(Function):
+    @staticmethod
+    def forward(ctx, lap: Tensor, y: Tensor, batch: Tensor, b: int) -> Tensor:  # type: ignore[override]
+        ly = torch.sparse.mm(lap, y)
+        ctx.save_for_backward(ly, batch)
+        return y.new_zeros(b).index_add_(0, batch, (y * ly).sum(-1))
 
     @staticmethod
-    def forward(ctx, a: Tensor, a_t: Tensor, x: Tensor) -> Tensor:  # type: ignore[override]
-        ctx.a_t = a_t
-        return a @ x
-
-    @staticmethod
+    @once_differentiable
     def backward(ctx, grad: Tensor):  # type: ignore[override]
-        return None, None, ctx.a_t @ grad
+        ly, batch = ctx.saved_tensors
+        return None, ly * (2 * grad)[batch].unsqueeze(-1), None, None
 
 
-def csr_matmul(a: Tensor, a_t: Tensor, x: Tensor) -> Tensor:
-    """``a @ x`` (``a`` sparse CSR ``[M, N]``, ``a_t`` its transpose as CSR) with a fast
-    backward. ``x`` is ``[N, F]``."""
-    if a._nnz() == 0:
-        return x.new_zeros(a.size(0), x.size(1)) + 0 * x.sum()
-    return _CSRMatMul.apply(a, a_t, x)
+def laplacian_quadratic_form(
+    lap: Tensor, y: Tensor, batch: Tensor | None = None, num_graphs: int | None = None
+) -> Tensor:
+    r"""Per-graph :math:`\operatorname{tr}(Y_b^T L Y_b)` for a **symmetric** sparse CSR
+    Laplacian ``lap`` (:func:`laplacian_matrix`; block-diagonal over the graphs of ``batch``).
 
+    One SpMM in total: the forward keeps :math:`L Y` and the backward is
+    :math:`2\, g_b\, L Y` (valid because :math:`L = L^T`), where autograd through
+    :math:`\sum Y \odot L Y` would need three.
 
-def to_csr(row: Tensor, col: Tensor, value: Tensor, size: tuple[int, int]) -> Tensor:
-    """Sparse CSR ``[size]`` with entries ``value`` at ``(row, col)`` (duplicates summed)."""
-    coo = torch.sparse_coo_tensor(
-        torch.stack([row.long(), col.long()]), value, size, check_invariants=False
-    )
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)  # "sparse CSR support is in beta"
-        return coo.coalesce().to_sparse_csr()
+    Shapes:
+        lap ``[N, N]``, y ``[N, K]``, batch ``[N]`` -> ``[num_graphs]``.
+    """
+    check_tensor(y, "y", ndim=2, floating=True)
+    if lap.layout != torch.sparse_csr or tuple(lap.shape) != (y.size(0), y.size(0)):
+        raise ValueError(
+            f"'lap' must be a sparse CSR [N, N] matrix with N = {y.size(0)}, got "
+            f"{lap.layout} {tuple(lap.shape)}"
+        )
+    batch, b = _check_batch(batch, y.size(0), num_graphs)
+    batch = batch.to(y.device)
+    if lap._nnz() == 0:
+        return y.new_zeros(b) + 0 * y.sum()
+    return _QuadraticForm.apply(lap, y.contiguous(), batch, b)
 
 
 def laplacian_matrix(
@@ -65,7 +74,7 @@ def laplacian_matrix(
     row = torch.cat([dst, src, nodes])
     col = torch.cat([src, dst, nodes])
     val = torch.cat([-half, -half, deg])
-    return to_csr(row, col, val, (num_nodes, num_nodes))
+    return csr_matrix(row, col, val, (num_nodes, num_nodes))
 
 
 def laplacian_loss(
@@ -109,8 +118,8 @@ def laplacian_loss(
             its own node count (edges must not cross graphs).
         reduction: ``"mean"`` / ``"sum"`` over graphs or ``"none"`` (``[num_graphs]``).
         method: ``"edges"`` (gather/scatter over the edge list: the reference) or
-            ``"spmm"`` (:math:`\sum_i y_i \cdot (L Y)_i` with a sparse CSR Laplacian: no
-            ``[E, K]`` temporary; same value up to rounding).
+            ``"spmm"`` (:func:`laplacian_quadratic_form` with a sparse CSR Laplacian: one
+            SpMM, no ``[E, K]`` temporary; same value up to rounding).
 
     Shapes:
         y ``[N, K]``, edge_index ``[2, E]``, edge_weight ``[E]`` -> ``[]`` or ``[B]``.
@@ -144,7 +153,6 @@ def laplacian_loss(
         total = y.new_zeros(b).index_add(0, batch[dst], diff) / 2
     else:
         lap = laplacian_matrix(edge_index, edge_weight, n, dtype=y.dtype)
-        per_node = (y * csr_matmul(lap, lap, y)).sum(-1)
-        total = y.new_zeros(b).index_add(0, batch, per_node)
+        total = laplacian_quadratic_form(lap, y, batch, b)
     count = y.new_zeros(b).index_add(0, batch, torch.ones_like(batch, dtype=y.dtype))
     return reduce_graphs(total / count.clamp(min=1), reduction)

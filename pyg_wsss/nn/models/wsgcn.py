@@ -26,9 +26,10 @@ from torch import Tensor, nn
 from torch_geometric.nn import GCNConv
 
 from ..._checks import check_choice, check_edge_index, check_fraction, check_positive, check_tensor
+from ...ops.spmm import csr_matrix, fixed_spmm
 from ..functional.cross_entropy import partial_cross_entropy
 from ..functional.entropy import entropy_loss
-from ..functional.laplacian import csr_matmul, laplacian_matrix, to_csr
+from ..functional.laplacian import laplacian_matrix, laplacian_quadratic_form
 
 ADJACENCY_VARIANTS = ("paper", "code")
 
@@ -168,7 +169,7 @@ def random_walk_transition(
         return v / deg.clamp(min=1e-30)[r]
 
     vals = normalise(rows, cols, vals)
-    t = to_csr(rows, cols, vals, (n, n))
+    t = csr_matrix(rows, cols, vals, (n, n))
     for _ in range(int(exp_times)):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)
@@ -177,7 +178,7 @@ def random_walk_transition(
         if top_k is not None:
             rows, cols, vals = _prune_rows(rows, cols, vals, n, int(top_k))
             vals = normalise(rows, cols, vals)
-        t = to_csr(rows, cols, vals, (n, n))
+        t = csr_matrix(rows, cols, vals, (n, n))
     t = t.to_sparse_coo().coalesce()
     (rows, cols), vals = t.indices(), t.values()
     return torch.stack([cols, rows]), vals
@@ -397,8 +398,8 @@ class BatchedWSGCN(nn.Module):
         self.register_buffer("local", local)
         self.register_buffer("flat_index", batch * self.max_nodes + local)
         rows, cols = edge_index[1].long(), edge_index[0].long()
-        self.adj = to_csr(rows, cols, edge_weight.to(dt), (n, n))
-        self.adj_t = to_csr(cols, rows, edge_weight.to(dt), (n, n))
+        self.adj = csr_matrix(rows, cols, edge_weight.to(dt), (n, n))
+        self.adj_t = csr_matrix(cols, rows, edge_weight.to(dt), (n, n))
         with torch.no_grad():
             ax = self.adj @ x if edge_index.size(1) else torch.zeros_like(x)
         self.register_buffer("ax_dense", self._to_dense(ax))  # [B, Nmax, D]
@@ -444,11 +445,12 @@ class BatchedWSGCN(nn.Module):
         from its own generator (seeded from ``seeds[b]``)."""
         keep = 1.0 - self.dropout
         h, dt, dev = self.hidden_channels, self.w1.dtype, self.w1.device
-        parts = [
-            torch.empty(int(c), h, dtype=dt, device=dev).bernoulli_(keep, generator=g)
-            for c, g in zip(self.counts.tolist(), self._generators)
-        ]
-        return torch.cat(parts, 0).div_(keep)
+        u = torch.empty(self.batch.numel(), h, dtype=dt, device=dev)
+        start = 0
+        for c, g in zip(self.counts.tolist(), self._generators):
+            u[start : start + c].uniform_(generator=g)  # half the cost of bernoulli_
+            start += c
+        return (u < keep).to(dt).div_(keep)
 
     def forward(self) -> Tensor:
         """Log-probabilities ``[N, K]``. Each training-mode call draws fresh per-image
@@ -457,7 +459,7 @@ class BatchedWSGCN(nn.Module):
         h = self._to_flat(F.relu(h))
         if self.training and self.dropout > 0:
             h = h * self.dropout_mask()
-        ah = csr_matmul(self.adj, self.adj_t, h)  # [N, H]
+        ah = fixed_spmm(self.adj, self.adj_t, h)  # [N, H]
         out = torch.bmm(self._to_dense(ah), self.w2) + self.b2.unsqueeze(1)
         return F.log_softmax(self._to_flat(out), dim=-1)
 
@@ -485,7 +487,7 @@ def wsgcn_objective(
     labels: Tensor,
     batch: Tensor,
     num_graphs: int,
-    laplacian: tuple[Tensor, Tensor] | None,
+    laplacian: Tensor | None,
     config: WSGCNLossConfig,
 ) -> Tensor:
     r"""Per-image loss of W 2 summed over images (so that each image's gradient is the one it
@@ -513,11 +515,90 @@ def wsgcn_objective(
         )
     if config.beta_laplacian and laplacian is not None:
         y = log_probs.exp() if config.laplacian_on == "probs" else log_probs
-        per_node = (y * csr_matmul(laplacian[0], laplacian[1], y)).sum(-1)
-        total = y.new_zeros(num_graphs).index_add(0, batch, per_node)
+        total = laplacian_quadratic_form(laplacian, y, batch, num_graphs)
         count = torch.bincount(batch, minlength=num_graphs).clamp(min=1).to(y.dtype)
         loss = loss + config.beta_laplacian * (total / count).sum()
     return loss
+
+
+class WSGCNObjective:
+    r""":func:`wsgcn_objective` with everything that does not change during the optimisation
+    computed once: the labels, the group of every node (fg / bg / unlabelled) and the
+    per-image normalisers become constant node weights, so that a step costs one gather,
+    one ``exp`` and a few reductions besides the Laplacian SpMM (the functional losses
+    re-derive the masks and counts on every call). Equal to :func:`wsgcn_objective` in
+    value and gradient (tested).
+
+    Args:
+        labels: ``[N]`` partial labels (255 = unlabelled), batch: ``[N]``, num_graphs: ``B``,
+        num_classes: ``K``, laplacian: the batch's symmetric CSR Laplacian or ``None``,
+        config: :class:`WSGCNLossConfig`.
+    """
+
+    def __init__(
+        self,
+        labels: Tensor,
+        batch: Tensor,
+        num_graphs: int,
+        num_classes: int,
+        laplacian: Tensor | None,
+        config: WSGCNLossConfig,
+        ignore_index: int = 255,
+        background: int = 0,
+    ) -> None:
+        check_choice(config.entropy_variant, ("paper", "code"), "entropy_variant")
+        check_choice(config.laplacian_on, ("probs", "log_probs"), "laplacian_on")
+        labels = labels.long()
+        n = labels.numel()
+        if batch.numel() != n:
+            raise ValueError(f"'batch' has {batch.numel()} entries but 'labels' has {n}")
+        labelled = labels != ignore_index
+        if labelled.any() and (labels[labelled].min() < 0 or labels[labelled].max() >= num_classes):
+            raise ValueError(f"'labels' has values outside [0, {num_classes - 1}] and not 255")
+        b, dt = int(num_graphs), torch.get_default_dtype()
+        batch = batch.long()
+
+        def per_node_inverse_count(mask: Tensor) -> Tensor:
+            count = torch.zeros(b, dtype=dt, device=labels.device).index_add_(
+                0, batch, mask.to(dt)
+            )
+            return torch.where(mask, 1.0 / count.clamp(min=1)[batch], torch.zeros((), dtype=dt))
+
+        if config.balanced:
+            is_bg = labelled & (labels == background)
+            ce_w = per_node_inverse_count(labelled & ~is_bg) + per_node_inverse_count(is_bg)
+        else:
+            ce_w = per_node_inverse_count(labelled)
+        kappa = 1.0 / num_classes if config.entropy_variant == "code" else 1.0
+        ent_w = per_node_inverse_count(~labelled) * (config.beta_entropy * kappa)
+        nodes = torch.zeros(b, dtype=dt, device=labels.device).index_add_(
+            0, batch, torch.ones(n, dtype=dt, device=labels.device)
+        )
+        self.safe_labels = torch.where(labelled, labels, torch.zeros_like(labels)).view(-1, 1)
+        self.ce_weight, self.ent_weight = ce_w, ent_w
+        self.lap_weight = config.beta_laplacian / nodes.clamp(min=1)
+        self.batch, self.num_graphs = batch, b
+        self.laplacian = laplacian if config.beta_laplacian else None
+        self.use_entropy = bool(config.beta_entropy)
+        self.on_probs = config.laplacian_on == "probs"
+
+    def to(self, device: torch.device | str, dtype: torch.dtype | None = None) -> "WSGCNObjective":
+        for name in ("ce_weight", "ent_weight", "lap_weight"):
+            setattr(self, name, getattr(self, name).to(device=device, dtype=dtype))
+        self.safe_labels, self.batch = self.safe_labels.to(device), self.batch.to(device)
+        return self
+
+    def __call__(self, log_probs: Tensor) -> Tensor:
+        loss = -(log_probs.gather(1, self.safe_labels).view(-1) * self.ce_weight).sum()
+        probs = log_probs.exp() if (self.use_entropy or self.on_probs) else None
+        if self.use_entropy:
+            finite = log_probs.clamp(min=torch.finfo(log_probs.dtype).min)  # 0 log 0 = 0
+            loss = loss - ((probs * finite).sum(-1) * self.ent_weight).sum()
+        if self.laplacian is not None:
+            y = probs if self.on_probs else log_probs
+            trace = laplacian_quadratic_form(self.laplacian, y, self.batch, self.num_graphs)
+            loss = loss + (trace * self.lap_weight).sum()
+        return loss
 
 
 def fit_wsgcn(
@@ -590,9 +671,11 @@ def fit_wsgcn(
     lap = None
     if lap_edge_index is not None and beta_laplacian:
         L = laplacian_matrix(lap_edge_index, lap_edge_weight, n, dtype=x.dtype)
-        lap = (L, L)
+        lap = L
     config = WSGCNLossConfig(beta_entropy, beta_laplacian, entropy_variant, laplacian_on, balanced)
-    labels = labels.long().to(x.device)
+    objective = WSGCNObjective(
+        labels.to(x.device), model.batch, b, num_classes, lap, config
+    ).to(x.device, x.dtype)
     opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
     it = range(int(steps))
     if progress:
@@ -603,7 +686,7 @@ def fit_wsgcn(
     for _ in it:
         opt.zero_grad(set_to_none=True)
         out = model()
-        loss = wsgcn_objective(out, labels, model.batch, b, lap, config)
+        loss = objective(out)
         loss.backward()
         opt.step()
     model.eval()

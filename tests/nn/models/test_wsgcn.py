@@ -277,3 +277,39 @@ def test_wsgcn_graph_colour_kernel():
     assert (cw[across] < 1e-6).all() and torch.allclose(cw[~across], ew[~across])
     with pytest.raises(ValueError):
         wsgcn_graph(x, (h, w), colour=colour[:3])
+
+
+@pytest.mark.parametrize(
+    "config",
+    [
+        dict(),
+        dict(balanced=False, entropy_variant="paper", laplacian_on="log_probs"),
+        dict(beta_entropy=0.0),
+        dict(beta_laplacian=0.0),
+    ],
+)
+def test_precomputed_objective_equals_functional_objective(config):
+    from pyg_wsss.nn.functional.laplacian import laplacian_matrix
+    from pyg_wsss.nn.models.wsgcn import WSGCNLossConfig, WSGCNObjective, wsgcn_objective
+
+    problems = [_image_problem(5, 6, seed=i) for i in range(3)]
+    problems[1]["y"][problems[1]["y"] == 0] = 255  # an image without background seeds
+    problems[2]["y"][:] = 2  # ... and one without unlabelled nodes or background
+    offs = [0, 30, 60]
+    y = torch.cat([p["y"] for p in problems])
+    batch = torch.arange(3).repeat_interleave(30)
+    lei = torch.cat([p["lei"] + o for p, o in zip(problems, offs)], 1)
+    lap = laplacian_matrix(lei, torch.cat([p["lw"] for p in problems]), 90, torch.float64)
+    cfg = WSGCNLossConfig(**config)
+    logits = torch.randn(90, 4, dtype=torch.float64, requires_grad=True)
+    lp = torch.log_softmax(logits, -1)
+    want = wsgcn_objective(lp, y, batch, 3, lap, cfg)
+    obj = WSGCNObjective(y, batch, 3, 4, lap, cfg).to("cpu", torch.float64)
+    got = obj(lp)
+    assert torch.allclose(got, want)
+    (g1,) = torch.autograd.grad(got, logits)
+    lp = torch.log_softmax(logits, -1)
+    (g2,) = torch.autograd.grad(wsgcn_objective(lp, y, batch, 3, lap, cfg), logits)
+    assert torch.allclose(g1, g2)
+    with pytest.raises(ValueError, match="labels"):
+        WSGCNObjective(torch.full((90,), 7), batch, 3, 4, lap, cfg)
