@@ -88,6 +88,7 @@ def node_features(
       image, then every level is divided by ``sqrt(C_l)`` so that levels weigh equally.
     * ``colour`` (weight, 0 = off): the area-downsampled RGB in ``[0, 1]``.
     * ``position`` (weight, 0 = off): ``(row / h, col / w)``.
+    * ``feature_weight`` multiplies the pyramid part (0 = pyramid unused).
     * ``cams`` with ``cam_weight`` (0 = off): the CAMs resized to the grid (an addition of
       ours; the paper's node features are class-agnostic).
 
@@ -97,7 +98,7 @@ def node_features(
     """
     h, w = int(grid[0]), int(grid[1])
     parts: list[Tensor] = []
-    if features is not None:
+    if features is not None and feature_weight:
         for level in features:
             check_tensor(level, "features", ndim=3, floating=True, finite=True)
             f = F.interpolate(
@@ -111,7 +112,7 @@ def node_features(
         if parts and max_dim is not None:
             pyr = torch.cat(parts, 1)
             parts = [_pca(pyr, int(max_dim))]
-        parts = [p * float(feature_weight) for p in parts] if feature_weight else []
+        parts = [p * float(feature_weight) for p in parts]
     if cams is not None and cam_weight:
         parts.append(
             resize_cams(cams.float().cpu(), (h, w)).reshape(cams.size(0), -1).t() * cam_weight
@@ -550,10 +551,8 @@ def pyramid_features(
 @register_demo("WSGCN")
 def demo(ctx: DemoContext) -> dict[str, list[np.ndarray]]:
     """Rows ``"WSGCN"`` and ``"WSGCN + CRF"`` with :class:`WSGCNConfig`'s defaults (colour
-    node features, see ``feature_weight``); 250 steps (150 with ``ctx.fast``)."""
+    node features, see ``feature_weight``; the paper's 250 steps)."""
     config = WSGCNConfig()
-    if ctx.fast:  # the demo's time budget (< 40 s per context on 2 cores)
-        config.steps = 150
     h, w = ctx.samples[0]["image"].shape[:2] if ctx.samples else (0, 0)
     if max(h, w) <= 160:  # small synthetic images: a finer grid
         config.stride = 2

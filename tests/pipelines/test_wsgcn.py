@@ -57,6 +57,13 @@ def test_node_features():
     assert x.shape == (64, 6)
     with pytest.raises(ValueError):
         node_features(s["image"], (8, 8), colour=0.0)
+    # feature_weight scales the pyramid part; 0 drops it (the pipeline's default)
+    full = node_features(s["image"], (8, 8), pyramid, colour=1.0, max_dim=6)
+    half = node_features(s["image"], (8, 8), pyramid, colour=1.0, max_dim=6, feature_weight=0.5)
+    assert torch.allclose(half[:, :6], 0.5 * full[:, :6]) and torch.equal(half[:, 6:], full[:, 6:])
+    none = node_features(s["image"], (8, 8), pyramid, colour=1.0, feature_weight=0.0)
+    assert torch.equal(none, node_features(s["image"], (8, 8), colour=1.0))
+    assert WSGCNConfig().feature_weight == 0.0
 
 
 def test_partial_labels_stand_in_cam():
