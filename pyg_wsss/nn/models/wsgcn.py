@@ -630,8 +630,11 @@ def fit_wsgcn(
     values) on :math:`\ell_{fg} + \ell_{bg} + \beta_1 \ell_{ent} + \beta_2 \ell_{lp}`
     (:func:`~pyg_wsss.nn.functional.partial_cross_entropy`,
     :func:`~pyg_wsss.nn.functional.entropy_loss`,
-    :func:`~pyg_wsss.nn.functional.laplacian_loss`). The per-image losses are **summed**
-    (Adam is element-wise, so every image's update is exactly the one it gets alone).
+    :func:`~pyg_wsss.nn.functional.laplacian_loss`), evaluated by :class:`WSGCNObjective`
+    (the same objective with its masks and normalisers computed once). The per-image losses
+    are **summed** (Adam is element-wise, so every image's update is exactly the one it gets
+    alone; bitwise with one thread, up to the reduction order of the sparse products with
+    more).
 
     Args:
         x: ``[N, D]`` node features of the batch.
