@@ -12,7 +12,8 @@ Three paths, measured in one run on the same 16 problems:
 3. **batched fit_wsgcn**: one call for all images (per-image parameters ``[B, D, 16]``, one
    PyG batch, one Adam step for all).
 
-Paths 2 and 3 give identical results (the maximum difference is reported); path 1 draws its
+Paths 2 and 3 give identical results with one thread (the maximum difference is reported;
+with more threads the sparse products' reduction order differs); path 1 draws its
 initialisation and dropout from the global RNG, so it agrees in distribution, not bitwise
 (its argmax agreement with path 3 is reported). Default: 16 images of 64x64 nodes, 250 steps
 (the paper's schedule; paper anchor: 2.45 s/image on a V100 for its dense implementation).
