@@ -71,7 +71,7 @@ def evaluate(
         out = wsgcn_pseudo_labels(
             ctx.samples,
             ctx.cams,
-            ctx.features,
+            ctx.features if cfg.node_features == "given" else None,
             cfg,
             num_classes=k,
             device=ctx.device,
@@ -193,9 +193,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--entropy", choices=["paper", "code"], default="code")
     ap.add_argument("--laplacian-on", choices=["probs", "log_probs"], default="probs")
     ap.add_argument("--batch-size", type=int, default=8, help="images per batched optimisation")
-    ap.add_argument("--feature-weight", type=float, default=0.0,
-                    help="weight of the CAM backbone's feature pyramid in the node features "
-                         "(0: colour only, the default; see WSGCNConfig.feature_weight)")
+    ap.add_argument("--node-features", choices=["auto", "imagenet", "colour", "cam-backbone"],
+                    default="auto",
+                    help="pyramid part of the node features (WSGCNConfig.node_features; "
+                         "cam-backbone = the CAM classifier's pyramid); colour is always added")
+    ap.add_argument("--feature-weight", type=float, default=1.0,
+                    help="weight of the pyramid part of the node features")
     ap.add_argument("--crf-scores", choices=["double_softmax", "probabilities"],
                     default="double_softmax")
     ap.add_argument("--no-ablation", action="store_true")
@@ -218,6 +221,7 @@ def main(argv: list[str] | None = None) -> int:
         laplacian_on=args.laplacian_on,
         batch_size=args.batch_size,
         feature_weight=args.feature_weight,
+        node_features="given" if args.node_features == "cam-backbone" else args.node_features,
         crf_scores=args.crf_scores,
     )
     if args.stride:
@@ -253,7 +257,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.stage2 and not args.real:
         from pyg_wsss.pipelines.stage2 import heldout_synthetic, print_stage2, run_stage2
 
-        labels = wsgcn_pseudo_labels(ctx.samples, ctx.cams, ctx.features, config,
+        feats = ctx.features if config.node_features == "given" else None
+        labels = wsgcn_pseudo_labels(ctx.samples, ctx.cams, feats, config,
                                      num_classes=ctx.num_classes, device=ctx.device,
                                      seed=ctx.seed)["WSGCN + CRF"]
         held = heldout_synthetic(args.num_eval, args.num_train + args.num_images,

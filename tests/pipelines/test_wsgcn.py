@@ -63,7 +63,6 @@ def test_node_features():
     assert torch.allclose(half[:, :6], 0.5 * full[:, :6]) and torch.equal(half[:, 6:], full[:, 6:])
     none = node_features(s["image"], (8, 8), pyramid, colour=1.0, feature_weight=0.0)
     assert torch.equal(none, node_features(s["image"], (8, 8), colour=1.0))
-    assert WSGCNConfig().feature_weight == 0.0
 
 
 def test_partial_labels_stand_in_cam():
@@ -112,6 +111,37 @@ def test_pipeline_end_to_end_on_toy_images():
     assert wsgcn_pseudo_labels([], [], config=cfg) == {"WSGCN": [], "WSGCN + CRF": []}
     with pytest.raises(ValueError):
         wsgcn_pseudo_labels(samples, cams[:2], config=cfg)
+
+
+def test_node_feature_sources(monkeypatch):
+    import pyg_wsss.pipelines.wsgcn as mod
+
+    calls = []
+
+    def fake_imagenet(images, device=None):
+        calls.append(len(images))
+        return [[torch.randn(8, 8, 8)] for _ in images]
+
+    monkeypatch.setattr(mod, "imagenet_pyramid", fake_imagenet)
+    pairs = [_sample(i) for i in range(2)]
+    samples, cams = [p[0] for p in pairs], [p[1] for p in pairs]
+    given = [[torch.randn(5, 16, 16)] for _ in samples]
+
+    def run(features, **cfg):
+        cfg = WSGCNConfig(**{"steps": 2, **cfg})
+        return wsgcn_pseudo_labels(samples, cams, features, cfg, num_classes=4, crf=False)
+
+    # auto: stride >= 4 -> the ImageNet pyramid, stride < 4 -> colour, given features win
+    run(None, stride=4)
+    assert calls == [1, 1]
+    run(None, stride=2)
+    run(given, stride=4)
+    run(given, stride=4, node_features="colour")
+    assert calls == [1, 1]
+    with pytest.raises(ValueError, match="given"):
+        run(None, node_features="given")
+    with pytest.raises(ValueError, match="node_features"):
+        run(None, node_features="irn")
 
 
 def test_batched_training_equals_single_images():
