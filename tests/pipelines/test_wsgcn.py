@@ -57,7 +57,7 @@ def test_node_features():
     assert x.shape == (64, 6)
     with pytest.raises(ValueError):
         node_features(s["image"], (8, 8), colour=0.0)
-    # feature_weight scales the pyramid part; 0 drops it (the pipeline's default)
+    # feature_weight scales the pyramid part; 0 drops it
     full = node_features(s["image"], (8, 8), pyramid, colour=1.0, max_dim=6)
     half = node_features(s["image"], (8, 8), pyramid, colour=1.0, max_dim=6, feature_weight=0.5)
     assert torch.allclose(half[:, :6], 0.5 * full[:, :6]) and torch.equal(half[:, 6:], full[:, 6:])
@@ -123,6 +123,14 @@ def test_node_feature_sources(monkeypatch):
         return [[torch.randn(8, 8, 8)] for _ in images]
 
     monkeypatch.setattr(mod, "imagenet_pyramid", fake_imagenet)
+    widths = []
+    real_build = mod.build_wsgcn_data
+
+    def spy_build(image, labels, x, config, affinity_x=None):
+        widths.append(x.size(1))
+        return real_build(image, labels, x, config, affinity_x=affinity_x)
+
+    monkeypatch.setattr(mod, "build_wsgcn_data", spy_build)
     pairs = [_sample(i) for i in range(2)]
     samples, cams = [p[0] for p in pairs], [p[1] for p in pairs]
     given = [[torch.randn(5, 16, 16)] for _ in samples]
@@ -133,11 +141,15 @@ def test_node_feature_sources(monkeypatch):
 
     # auto: stride >= 4 -> the ImageNet pyramid, stride < 4 -> colour, given features win
     run(None, stride=4)
-    assert calls == [1, 1]
+    assert calls == [1, 1] and widths == [8 + 3] * 2  # ImageNet pyramid (8 ch) + colour
     run(None, stride=2)
+    assert widths[2:] == [3, 3]  # colour only
     run(given, stride=4)
+    assert widths[4:] == [5 + 3] * 2  # the given pyramid + colour
     run(given, stride=4, node_features="colour")
-    assert calls == [1, 1]
+    assert widths[6:] == [3, 3] and calls == [1, 1]
+    with pytest.raises(ValueError, match="feature_weight"):
+        run(given, feature_weight=-1.0)
     with pytest.raises(ValueError, match="given"):
         run(None, node_features="given")
     with pytest.raises(ValueError, match="node_features"):

@@ -44,15 +44,19 @@ def laplacian_quadratic_form(
         lap ``[N, N]``, y ``[N, K]``, batch ``[N]`` -> ``[num_graphs]``.
     """
     check_tensor(y, "y", ndim=2, floating=True)
+    if not isinstance(lap, Tensor):
+        raise TypeError(f"'lap' must be a sparse CSR tensor, got {type(lap).__name__}")
     if lap.layout != torch.sparse_csr or tuple(lap.shape) != (y.size(0), y.size(0)):
         raise ValueError(
             f"'lap' must be a sparse CSR [N, N] matrix with N = {y.size(0)}, got "
             f"{lap.layout} {tuple(lap.shape)}"
         )
+    if lap.dtype != y.dtype or lap.device != y.device:
+        raise TypeError(f"'lap' is {lap.dtype} on {lap.device} but 'y' is {y.dtype} on {y.device}")
     batch, b = _check_batch(batch, y.size(0), num_graphs)
     batch = batch.to(y.device)
     if lap._nnz() == 0:
-        return y.new_zeros(b) + 0 * y.sum()
+        return y.new_zeros(b) + y[:0].sum()  # keeps the autograd graph
     return _QuadraticForm.apply(lap, y.contiguous(), batch, b)
 
 

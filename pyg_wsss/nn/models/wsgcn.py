@@ -548,15 +548,25 @@ class WSGCNObjective:
     ) -> None:
         check_choice(config.entropy_variant, ("paper", "code"), "entropy_variant")
         check_choice(config.laplacian_on, ("probs", "log_probs"), "laplacian_on")
+        check_tensor(labels, "labels", ndim=1, floating=False)
+        check_tensor(batch, "batch", ndim=1, floating=False)
+        check_positive(num_classes, "num_classes", integer=True)
         labels = labels.long()
         n = labels.numel()
         if batch.numel() != n:
             raise ValueError(f"'batch' has {batch.numel()} entries but 'labels' has {n}")
+        b = int(num_graphs)
+        batch = batch.long().to(labels.device)
+        if n and (int(batch.min()) < 0 or int(batch.max()) >= b):
+            raise ValueError(f"'batch' must lie in [0, {b - 1}] for num_graphs={b}")
+        if config.balanced and not 0 <= background < num_classes:
+            raise ValueError(f"'background' must be in [0, {num_classes - 1}], got {background}")
         labelled = labels != ignore_index
         if labelled.any() and (labels[labelled].min() < 0 or labels[labelled].max() >= num_classes):
-            raise ValueError(f"'labels' has values outside [0, {num_classes - 1}] and not 255")
-        b, dt = int(num_graphs), torch.get_default_dtype()
-        batch = batch.long()
+            raise ValueError(
+                f"'labels' has values outside [0, {num_classes - 1}] and not {ignore_index}"
+            )
+        dt = torch.float64  # weights in double, cast once in .to()
 
         def per_node_inverse_count(mask: Tensor) -> Tensor:
             count = torch.zeros(b, dtype=dt, device=labels.device).index_add_(
@@ -574,6 +584,8 @@ class WSGCNObjective:
         nodes = torch.zeros(b, dtype=dt, device=labels.device).index_add_(
             0, batch, torch.ones(n, dtype=dt, device=labels.device)
         )
+        self.num_classes = int(num_classes)
+        self.labelled = labelled
         self.safe_labels = torch.where(labelled, labels, torch.zeros_like(labels)).view(-1, 1)
         self.ce_weight, self.ent_weight = ce_w, ent_w
         self.lap_weight = config.beta_laplacian / nodes.clamp(min=1)
@@ -581,15 +593,32 @@ class WSGCNObjective:
         self.laplacian = laplacian if config.beta_laplacian else None
         self.use_entropy = bool(config.beta_entropy)
         self.on_probs = config.laplacian_on == "probs"
+        self._double = (ce_w, ent_w, self.lap_weight)  # masters: casts never compound
 
     def to(self, device: torch.device | str, dtype: torch.dtype | None = None) -> "WSGCNObjective":
-        for name in ("ce_weight", "ent_weight", "lap_weight"):
-            setattr(self, name, getattr(self, name).to(device=device, dtype=dtype))
+        """Move the precomputed weights (and the Laplacian) to ``device`` / ``dtype`` (the
+        weights are kept in float64 and cast from there; calls with ``log_probs`` of another
+        dtype or device cast them on the fly)."""
+        for name, master in zip(("ce_weight", "ent_weight", "lap_weight"), self._double):
+            setattr(self, name, master.to(device=device, dtype=dtype or self.ce_weight.dtype))
+        if self.laplacian is not None:
+            self.laplacian = self.laplacian.to(device=device, dtype=dtype)
         self.safe_labels, self.batch = self.safe_labels.to(device), self.batch.to(device)
+        self.labelled = self.labelled.to(device)
         return self
 
     def __call__(self, log_probs: Tensor) -> Tensor:
-        loss = -(log_probs.gather(1, self.safe_labels).view(-1) * self.ce_weight).sum()
+        check_tensor(log_probs, "log_probs", ndim=2, floating=True)
+        if tuple(log_probs.shape) != (self.batch.numel(), self.num_classes):
+            raise ValueError(
+                f"'log_probs' must be [{self.batch.numel()}, {self.num_classes}], got "
+                f"{tuple(log_probs.shape)}"
+            )
+        if self.ce_weight.dtype != log_probs.dtype or self.ce_weight.device != log_probs.device:
+            self.to(log_probs.device, log_probs.dtype)
+        picked = log_probs.gather(1, self.safe_labels).view(-1)
+        picked = torch.where(self.labelled, picked, torch.zeros_like(picked))  # no -inf * 0
+        loss = -(picked * self.ce_weight).sum()
         probs = log_probs.exp() if (self.use_entropy or self.on_probs) else None
         if self.use_entropy:
             finite = log_probs.clamp(min=torch.finfo(log_probs.dtype).min)  # 0 log 0 = 0

@@ -1,4 +1,5 @@
 import io
+import math
 
 import pytest
 import torch
@@ -313,3 +314,36 @@ def test_precomputed_objective_equals_functional_objective(config):
     assert torch.allclose(g1, g2)
     with pytest.raises(ValueError, match="labels"):
         WSGCNObjective(torch.full((90,), 7), batch, 3, 4, lap, cfg)
+
+
+def test_precomputed_objective_edge_cases():
+    from pyg_wsss.nn.models.wsgcn import WSGCNLossConfig, WSGCNObjective
+
+    cfg = WSGCNLossConfig(beta_laplacian=0.0)
+    # image 1 has no label at all, image 2 exists in num_graphs but has no node
+    y = torch.tensor([3, 1, 1, 9, 9, 9, 9, 1])
+    batch = torch.tensor([0, 0, 0, 1, 1, 1, 0, 0])
+    logits = torch.randn(8, 4, dtype=torch.float64, requires_grad=True)
+    lp = torch.log_softmax(logits, -1)
+    obj = WSGCNObjective(y, batch, 3, 4, None, cfg, ignore_index=9, background=1)
+    obj.to("cpu", torch.float64)
+    # reference with the functional losses and the same ignore_index / background
+    from pyg_wsss.nn.functional import entropy_loss, partial_cross_entropy
+
+    ref = partial_cross_entropy(lp, y, ignore_index=9, background=1, batch=batch, num_graphs=3,
+                                reduction="sum", log_input=True)
+    ref = ref + 10.0 * entropy_loss(lp, y, variant="code", ignore_index=9, batch=batch,
+                                    num_graphs=3, reduction="sum", log_input=True)
+    assert torch.allclose(obj(lp), ref, rtol=1e-12)
+    # a -inf log-probability on an unlabelled node's class-0 entry stays finite
+    lp2 = lp.detach().clone()
+    lp2[3, 0] = -math.inf
+    assert torch.isfinite(obj(lp2))
+    with pytest.raises(ValueError, match="log_probs"):
+        obj(lp[:, :3])
+    with pytest.raises(ValueError, match="batch"):
+        WSGCNObjective(y, batch, 1, 4, None, cfg, ignore_index=9)
+    with pytest.raises(ValueError, match="background"):
+        WSGCNObjective(y, batch, 3, 4, None, cfg, ignore_index=9, background=4)
+    with pytest.raises(TypeError, match="labels"):
+        WSGCNObjective(y.float(), batch, 3, 4, None, cfg)
