@@ -88,3 +88,14 @@ def test_fixed_spmm_matches_dense_with_gradient():
     out.sum().backward()
     with pytest.raises(ValueError, match="shapes"):
         fixed_spmm(a, a_t, torch.randn(4, 3, dtype=torch.float64))
+    with pytest.raises(TypeError, match="'a'"):
+        fixed_spmm(dense, a_t, x)
+    with pytest.raises(TypeError, match="'a'"):
+        fixed_spmm(a, a_t, x.float())
+    # bad indices are refused before torch builds an invalid sparse tensor
+    with pytest.raises(ValueError, match="'row'"):
+        csr_matrix(torch.tensor([0, 7]), torch.tensor([1, 2]), torch.ones(2), (3, 3))
+    with pytest.raises(ValueError, match="'col'"):
+        csr_matrix(torch.tensor([0, 1]), torch.tensor([-1, 2]), torch.ones(2), (3, 3))
+    with pytest.raises(ValueError, match="one entry"):
+        csr_matrix(torch.tensor([0, 1]), torch.tensor([1, 2]), torch.ones(3), (3, 3))

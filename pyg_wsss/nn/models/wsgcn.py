@@ -445,6 +445,10 @@ class BatchedWSGCN(nn.Module):
         from its own generator (seeded from ``seeds[b]``)."""
         keep = 1.0 - self.dropout
         h, dt, dev = self.hidden_channels, self.w1.dtype, self.w1.device
+        if keep <= 0:  # dropout 1: F.dropout's all-zero output, not 0 / 0
+            return torch.zeros(self.batch.numel(), h, dtype=dt, device=dev)
+        if self._generators and self._generators[0].device != dev:  # the model was moved
+            self._generators = _dropout_generators(self.seeds.tolist(), dev)
         u = torch.empty(self.batch.numel(), h, dtype=dt, device=dev)
         start = 0
         for c, g in zip(self.counts.tolist(), self._generators):

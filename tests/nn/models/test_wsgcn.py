@@ -347,3 +347,16 @@ def test_precomputed_objective_edge_cases():
         WSGCNObjective(y, batch, 3, 4, None, cfg, ignore_index=9, background=4)
     with pytest.raises(TypeError, match="labels"):
         WSGCNObjective(y.float(), batch, 3, 4, None, cfg)
+
+
+def test_batched_dropout_one_gives_zero_hidden_not_nan():
+    n, d = 10, 6
+    ei, w = _rand_graph(n, seed=2, dtype=torch.float)
+    ei, w = wsgcn_adjacency(ei, w, n, variant="code")
+    model = BatchedWSGCN(
+        torch.randn(n, d), ei, w, torch.zeros(n, dtype=torch.long), seeds=[1], dropout=1.0
+    ).train()
+    out = model()
+    assert torch.isfinite(out).all()
+    # with the hidden layer dropped, every node gets the bias-only distribution
+    assert torch.allclose(out, torch.log_softmax(model.b2, -1).expand_as(out))
