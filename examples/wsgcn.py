@@ -135,23 +135,27 @@ def run_voc(args, config: WSGCNConfig) -> None:
     print(summary)
 
 
-def run_seeds(args, config: WSGCNConfig) -> int:
-    """One synthetic context per seed; a table with one mIoU column per seed and the mean."""
+def _synthetic(args, seed: int):
     from pyg_wsss.demo import synthetic_context
 
+    return synthetic_context(
+        num_images=args.num_images,
+        num_train=args.num_train,
+        image_size=args.image_size,
+        epochs=args.epochs,
+        device=args.device,
+        seed=seed,
+        progress=not args.quiet,
+    )
+
+
+def run_seeds(args, config: WSGCNConfig) -> int:
+    """One synthetic context per seed; a table with one mIoU column per seed and the mean."""
     if args.stride is None:
         config.stride = 2
     table: dict[str, list[float]] = {}
     for seed in args.seeds:
-        ctx = synthetic_context(
-            num_images=args.num_images,
-            num_train=args.num_train,
-            image_size=args.image_size,
-            epochs=args.epochs,
-            device=args.device,
-            seed=seed,
-            progress=not args.quiet,
-        )
+        ctx = _synthetic(args, seed)
         for name, miou, _ in evaluate(ctx, config, ablation=not args.no_ablation,
                                       progress=not args.quiet):
             if name.startswith("WSGCN partial labels"):
@@ -232,22 +236,14 @@ def main(argv: list[str] | None = None) -> int:
                      "use auto, imagenet or colour with --voc-root")
         run_voc(args, config)
         return 0
-    from pyg_wsss.demo import synthetic_context, voc_image_context
+    from pyg_wsss.demo import voc_image_context
 
     if args.seeds and not args.real:
         return run_seeds(args, config)
     if args.real:
         ctx = voc_image_context(device=args.device, seed=args.seed, fast=False)
     else:
-        ctx = synthetic_context(
-            num_images=args.num_images,
-            num_train=args.num_train,
-            image_size=args.image_size,
-            epochs=args.epochs,
-            device=args.device,
-            seed=args.seed,
-            progress=not args.quiet,
-        )
+        ctx = _synthetic(args, args.seed)
         if args.stride is None:
             config.stride = 2
     rows = evaluate(ctx, config, ablation=not args.no_ablation, progress=not args.quiet)
