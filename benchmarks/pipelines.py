@@ -247,7 +247,7 @@ def main(argv: list[str] | None = None) -> int:
         "(incl. self-loops); Laplacian: 5x5 window. Paper anchor: 2.45 s/image on a V100.",
         f"Machine load (1-min average) at the end: {meta['load_average_1min_at_end']:.1f}.",
     ]
-    lines += WHY.strip("\n").split("\n")
+    lines += [""] + WHY.strip("\n").split("\n")
     table = "\n".join(lines)
     print(table)
     if not args.no_write:

@@ -222,10 +222,18 @@ class WSGCNConfig:
             ImageNet pyramid 18.8 (19.5 with CRF); on the 96x96 synthetic images (stride 2,
             contexts 0 / 1, GCN seed 0) the ImageNet pyramid, coarser than the grid, gives
             42.9 / 41.1, colour only 94.1 / 83.1, the small CAM classifier's pyramid
-            64.2 / 50.5: a
-            blurry pyramid lets the per-image GCN learn *where* the seeds are instead of what
-            they look like, and its labels become blobs around them.
+            64.2 / 50.5: a blurry pyramid lets the per-image GCN learn *where* the seeds are
+            instead of what they look like, and its labels become blobs around them.
         feature_weight: Weight of the pyramid part (0 = colour only).
+        feature_dim: Principal components of the pyramid used for the affinity graph ``A``
+            (``None``: all); the GCN input keeps every channel (``A V`` is computed once, so
+            its width costs little).
+        affinity_scale: Scale of the features before the affinity ``exp(-|f_i - f_j|_1 / d)``
+            (``"auto"``: median 4-neighbour affinity^beta = 1/e, ours; ``None``: as is).
+        graph_sigma_rgb: Multiply the graph affinity by a colour kernel of this width (RGB in
+            ``[0, 1]``; ``None`` = off, paper; 0.1 = the random-walk baseline's kernel).
+        cam_features: Weight of the CAMs as extra node features (0 = off, paper).
+        batch_size: Images per batched optimisation.
         crf_scores: Final CRF input: ``"double_softmax"`` (default: the code's softmax over
             the probabilities, which flattens the unary and lets the CRF move boundaries;
             +1.1 to +2.6 mIoU on the synthetic contexts) or ``"probabilities"``.
