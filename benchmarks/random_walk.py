@@ -27,7 +27,7 @@ import torch
 
 from pyg_wsss.graphs.pixel import pixel_graph
 from pyg_wsss.graphs.weights import feature_affinity
-from pyg_wsss.pseudo.random_walk import random_walk, random_walk_dense, transition_matrix
+from pyg_wsss.pseudo import random_walk, random_walk_dense, transition_matrix
 
 RESULTS = Path(__file__).resolve().parent / "results"
 

@@ -80,14 +80,14 @@ def main(argv=None) -> int:
 
 
 def _voc(args, sups, pipe) -> int:  # pragma: no cover - needs the dataset
-    """Pseudo-labels for a VOC split through :func:`pyg_wsss.pseudo.generate.generate`
+    """Pseudo-labels for a VOC split through :func:`pyg_wsss.pseudo.generate`
     (resumable: images whose PNG exists are skipped), one folder per supervision."""
     from pathlib import Path
 
     from pyg_wsss.data import VOCSegmentation
     from pyg_wsss.pipelines import DemoContext
     from pyg_wsss.pretrained import pretrained_voc_cams
-    from pyg_wsss.pseudo.generate import generate
+    from pyg_wsss.pseudo import generate
 
     ds = VOCSegmentation(args.voc_root, split=args.split)
     for sup in sups:

@@ -5,7 +5,7 @@ from torch_geometric.nn import MessagePassing
 
 from pyg_wsss.graphs.pixel import pixel_graph
 from pyg_wsss.graphs.weights import feature_affinity
-from pyg_wsss.pseudo.random_walk import (
+from pyg_wsss.pseudo.walk import (
     random_walk,
     random_walk_dense,
     random_walk_from_image,

@@ -197,9 +197,12 @@ def test_bad_input():
 
 
 def test_auto_path_and_fused_kernel_selected():
+    import importlib
+
     from torch.profiler import ProfilerActivity, profile
 
-    from pyg_wsss.nn.conv import co_attention as mod
+    # the module (``pyg_wsss.nn.conv.co_attention`` is the function of the same name)
+    mod = importlib.import_module("pyg_wsss.nn.conv.co_attention")
 
     q, k, v = torch.randn(2, 16, 4), torch.randn(2, 16, 4), torch.randn(2, 16, 12)
     ref = co_attention(q, k, v, "dense")

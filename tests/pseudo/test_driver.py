@@ -10,7 +10,7 @@ import pytest
 import torch
 from PIL import Image
 
-from pyg_wsss.pseudo.generate import atomic_write, generate, save_label_png
+from pyg_wsss.pseudo import atomic_write, generate, save_label_png
 
 
 def _dataset(n=5, h=6, w=7):
@@ -149,7 +149,7 @@ _SCRIPT = textwrap.dedent(
     """
     import sys, time
     import numpy as np
-    from pyg_wsss.pseudo.generate import generate
+    from pyg_wsss.pseudo import generate
 
     out, delay = sys.argv[1], float(sys.argv[2])
     ds = [{"image": np.zeros((64, 64, 3), np.uint8), "name": f"im{i:02d}", "v": i}
