@@ -18,10 +18,18 @@ _SUBMODULES = (
     "viz",
 )
 
-__all__ = ["__version__", *_SUBMODULES]
+__all__ = ["__version__", "checks", "set_checks", *_SUBMODULES]
+
+
+# the validation level switch (NaN/Inf and range checks; see pyg_wsss._checks)
+_CHECKS = ("checks", "set_checks")
 
 
 def __getattr__(name: str) -> Any:  # lazy sub-module import (PEP 562)
+    if name in _CHECKS:
+        value = getattr(importlib.import_module(f"{__name__}._checks"), name)
+        globals()[name] = value
+        return value
     if name in _SUBMODULES:
         module = importlib.import_module(f"{__name__}.{name}")
         globals()[name] = module

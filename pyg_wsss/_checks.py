@@ -1,12 +1,162 @@
-"""Input validation shared by the public functions: clear errors naming the argument."""
+"""Input validation shared by the public functions: clear errors naming the argument.
+
+Validation policy (issue 17, item 2)
+------------------------------------
+Every public callable of :mod:`pyg_wsss` names the offending argument in a
+:class:`ValueError` or :class:`TypeError`. Checks come in two kinds:
+
+* **Cheap checks** -- types, shapes, dtypes, devices, lengths and the Python-side
+  hyper-parameters. They never read tensor values (no host-device synchronisation) and
+  **always** run.
+* **Value checks** -- anything that reads tensor values: NaN/Inf, index ranges
+  (``edge_index``, ``batch``, ``points``, region ids), label ranges. On a GPU they force a
+  host sync, so they are governed by one switch, like :func:`torch.autograd.set_detect_anomaly`:
+
+  ======================  ============================================================
+  level                   value checks run
+  ======================  ============================================================
+  ``"auto"`` (default)    when all the tensors of the call are on the CPU (where they
+                          are cheap); skipped for CUDA tensors, so GPU training loops
+                          stay sync-free
+  ``"full"``              always (debugging a GPU run: ``with pyg_wsss.checks("full")``)
+  ``"cheap"``             never (only the cheap checks)
+  ======================  ============================================================
+
+  Set it globally with ``pyg_wsss.set_checks(level)`` or for a block with
+  ``with pyg_wsss.checks(level): ...``; :func:`get_checks` returns the current level.
+  Value checks are always skipped while :func:`torch.compiler.is_compiling` is true.
+
+  Functions whose own work already needs the values on the host (e.g. inferring
+  ``num_graphs`` from ``batch.max()``, building graphs on the CPU, metrics) check them
+  regardless of the level, since the check is free there.
+
+With value checks skipped a bad value is not detected: an out-of-range index may then fail
+deep inside torch (or, on CUDA, with a device-side assert) and a NaN propagates.
+"""
 from __future__ import annotations
 
-from typing import Any
+import contextlib
+from typing import Any, Iterator
 
 import numpy as np
 import torch
 from torch import Tensor
 
+LEVELS = ("auto", "cheap", "full")
+_level = "auto"
+
+
+def set_checks(level: str) -> None:
+    """Set the validation level: ``"auto"`` (default), ``"cheap"`` or ``"full"`` (see the
+    module docstring of :mod:`pyg_wsss._checks`)."""
+    global _level
+    if level not in LEVELS:
+        raise ValueError(f"'level' must be one of {LEVELS}, got {level!r}")
+    _level = level
+
+
+def get_checks() -> str:
+    """The current validation level."""
+    return _level
+
+
+@contextlib.contextmanager
+def checks(level: str) -> Iterator[None]:
+    """Context manager: run the block with validation level ``level`` (restored after)."""
+    previous = _level
+    set_checks(level)
+    try:
+        yield
+    finally:
+        set_checks(previous)
+
+
+def value_checks(*tensors: Any) -> bool:
+    """Whether value checks (those needing a host sync) run for a call on ``tensors``."""
+    if _level == "cheap" or torch.compiler.is_compiling():
+        return False
+    if _level == "full":
+        return True
+    return all(t.device.type == "cpu" for t in tensors if isinstance(t, Tensor))
+
+
+def check_finite(value: Tensor, name: str) -> None:
+    """NaN/Inf check of a floating tensor (a value check: follows the level)."""
+    if (
+        value.is_floating_point()
+        and value.numel()
+        and value_checks(value)
+        and not bool(torch.isfinite(value).all())
+    ):
+        raise ValueError(f"'{name}' contains NaN or infinite values")
+
+
+def check_index(
+    index: Any,
+    name: str,
+    size: int | None,
+    ndim: int | tuple[int, ...] = 1,
+    what: str = "indices",
+) -> Tensor:
+    """Check an int64/int32 index tensor with values in ``[0, size)`` (range = value check)."""
+    check_tensor(index, name, ndim=ndim, floating=False)
+    if index.dtype == torch.bool:
+        raise TypeError(f"'{name}' must be an int64 or int32 index tensor, got {index.dtype}")
+    if size is not None and index.numel() and value_checks(index):
+        lo, hi = int(index.min()), int(index.max())
+        if lo < 0 or hi >= size:
+            raise ValueError(
+                f"'{name}' has {what} in [{lo}, {hi}], outside [0, {size - 1}]"
+                if size > 0
+                else f"'{name}' has {what} but the valid range is empty (size 0)"
+            )
+    return index
+
+
+def check_batch(
+    batch: Tensor | None,
+    num_nodes: int,
+    num_graphs: int | None,
+    device: torch.device | None = None,
+    name: str = "batch",
+) -> tuple[Tensor, int]:
+    """Validate a PyG ``batch`` vector (``None`` = one graph); return ``(batch, num_graphs)``.
+
+    Length and dtype are always checked; values must lie in ``[0, num_graphs)``. Without
+    ``num_graphs`` it is inferred as ``batch.max() + 1`` (a sync anyway, so the range is
+    always checked); with it, the range check is a value check. The order is free (the
+    losses reduce per graph with ``index_add``)."""
+    if batch is None:
+        if num_graphs not in (None, 1):
+            raise ValueError(f"'num_graphs' must be 1 (or None) without '{name}', got {num_graphs}")
+        return torch.zeros(num_nodes, dtype=torch.long, device=device), 1
+    check_tensor(batch, name, ndim=1, floating=False)
+    if batch.dtype == torch.bool:
+        raise TypeError(f"'{name}' must be an int64 or int32 tensor, got {batch.dtype}")
+    if batch.numel() != num_nodes:
+        raise ValueError(f"'{name}' has {batch.numel()} entries but there are {num_nodes} nodes")
+    if num_graphs is None:
+        if batch.numel():
+            lo, hi = int(batch.min()), int(batch.max())
+            if lo < 0:
+                raise ValueError(f"'{name}' has negative graph indices (min {lo})")
+            num_graphs = hi + 1
+        else:
+            num_graphs = 0
+    else:
+        check_positive(num_graphs, "num_graphs", strict=False, integer=True)
+        num_graphs = int(num_graphs)
+        if batch.numel() and value_checks(batch):
+            lo, hi = int(batch.min()), int(batch.max())
+            if lo < 0 or hi >= num_graphs:
+                raise ValueError(
+                    f"'{name}' has graph indices in [{lo}, {hi}], outside "
+                    f"[0, {num_graphs - 1}] for num_graphs={num_graphs}"
+                )
+    batch = batch.long()
+    if device is not None:
+        batch = batch.to(device)
+    return batch, int(num_graphs)
 
 def check_type(value: Any, types: type | tuple[type, ...], name: str) -> None:
     if not isinstance(value, types):
@@ -37,25 +187,28 @@ def check_tensor(
         raise TypeError(f"'{name}' must be a floating-point tensor, got {value.dtype}")
     if floating is False and (value.is_floating_point() or value.is_complex()):
         raise TypeError(f"'{name}' must be an integer tensor, got {value.dtype}")
-    if finite and value.is_floating_point() and value.numel() and not torch.isfinite(value).all():
-        raise ValueError(f"'{name}' contains NaN or infinite values")
+    if finite:
+        check_finite(value, name)
     return value
 
 
 def check_edge_index(
     edge_index: Any, num_nodes: int | None = None, name: str = "edge_index"
 ) -> Tensor:
-    """Check a ``[2, E]`` integer edge index (int64 or int32) with indices in range."""
+    """Check a ``[2, E]`` integer edge index (int64 or int32) with indices in
+    ``[0, num_nodes)`` (the range is a value check)."""
     check_tensor(edge_index, name, ndim=2, floating=False)
     if edge_index.size(0) != 2:
         raise ValueError(f"'{name}' must have shape [2, E], got {tuple(edge_index.shape)}")
     if edge_index.dtype not in (torch.int64, torch.int32):
         raise TypeError(f"'{name}' must be int64 or int32, got {edge_index.dtype}")
-    if num_nodes is not None and edge_index.numel() > 0:
+    if num_nodes is not None and edge_index.numel() > 0 and value_checks(edge_index):
         lo, hi = int(edge_index.min()), int(edge_index.max())
         if lo < 0 or hi >= num_nodes:
             raise ValueError(
                 f"'{name}' has node indices in [{lo}, {hi}], outside [0, {num_nodes - 1}]"
+                if num_nodes > 0
+                else f"'{name}' has edges but there are no nodes"
             )
     return edge_index
 

@@ -12,7 +12,15 @@ from torch_geometric.typing import Adj, OptTensor, SparseTensor
 from torch_geometric.utils import add_self_loops as _add_self_loops
 from torch_geometric.utils import is_torch_sparse_tensor, softmax, to_edge_index
 
-from ..._checks import check_choice, check_fraction, check_positive, check_tensor
+from ..._checks import (
+    check_batch,
+    check_choice,
+    check_edge_index,
+    check_finite,
+    check_fraction,
+    check_positive,
+    check_tensor,
+)
 from ...ops import edge_attention, to_csr
 
 NEGATIVE_COSINE = ("indicator", "mask", "none")
@@ -213,6 +221,8 @@ class AffinityAttentionConv(MessagePassing):
             raise ValueError(f"'edge_index' must have shape [2, E], got {tuple(edge_index.shape)}")
         if edge_index.dtype not in (torch.int64, torch.int32):
             raise TypeError(f"'edge_index' must be int64 or int32, got {edge_index.dtype}")
+        check_edge_index(edge_index, num_nodes)  # index range: a value check
+        check_finite(x, "x")
         user_edge_index = edge_index  # the CSR cache is keyed on the caller's tensor
         if edge_index.dtype != torch.long:
             edge_index = edge_index.long()
@@ -222,14 +232,16 @@ class AffinityAttentionConv(MessagePassing):
             edge_weight = x.new_ones(num_edges)
         else:
             check_tensor(edge_weight, "edge_weight", floating=True)
-            edge_weight = edge_weight.view(-1).to(x.dtype)
             if edge_weight.numel() != num_edges:
                 raise ValueError(
                     f"'edge_weight' has {edge_weight.numel()} entries for {num_edges} edges"
                 )
+            check_finite(edge_weight, "edge_weight")
+            edge_weight = edge_weight.view(-1).to(x.dtype)
         if self.num_graphs > 1:
             if batch is None:
                 raise ValueError("'batch' is required when num_graphs > 1")
+            batch, _ = check_batch(batch, num_nodes, self.num_graphs, device=x.device)
             w = self.w[batch]
         else:
             w = self.w.expand(num_nodes)
@@ -255,14 +267,18 @@ class AffinityAttentionConv(MessagePassing):
                 eps=self.eps, return_attention_weights=True,
             )
         else:
-            x_norm = F.normalize(x, p=2.0, dim=-1, eps=self.eps)
+            # half / bfloat16 are computed in float32 (as the fused kernel does): the norm of
+            # 1e4-sized features and F.normalize's eps would overflow / round to 0 in fp16
+            xw = x.float() if x.dtype in (torch.float16, torch.bfloat16) else x
+            x_norm = F.normalize(xw, p=2.0, dim=-1, eps=self.eps)
             # edge_updater_type: (x_norm: Tensor, w: Tensor, edge_weight: Tensor, keep: Tensor)
             alpha = self.edge_updater(
-                edge_index, x_norm=x_norm, w=w, edge_weight=edge_weight, keep=keep,
-                size=(num_nodes, num_nodes),
+                edge_index, x_norm=x_norm, w=w.to(xw.dtype), edge_weight=edge_weight.to(xw.dtype),
+                keep=keep, size=(num_nodes, num_nodes),
             )
             # propagate_type: (x: Tensor, alpha: Tensor)
-            out = self.propagate(edge_index, x=x, alpha=alpha, size=(num_nodes, num_nodes))
+            out = self.propagate(edge_index, x=xw, alpha=alpha, size=(num_nodes, num_nodes))
+            out = out.to(x.dtype)
 
         if return_attention_weights:
             if layout == "torch_sparse":

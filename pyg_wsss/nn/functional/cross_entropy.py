@@ -6,27 +6,23 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ..._checks import check_choice, check_positive, check_tensor
+from ..._checks import check_batch, check_choice, check_tensor, value_checks
 
 REDUCTIONS = ("mean", "sum", "none")
+_LOW = (torch.float16, torch.bfloat16)
+
+
+def _upcast(x: Tensor) -> Tensor:
+    """Half / bfloat16 losses are computed in float32 (and returned in the input dtype)."""
+    return x.float() if x.dtype in _LOW else x
 
 
 def _check_batch(
     batch: Tensor | None, num_nodes: int, num_graphs: int | None
 ) -> tuple[Tensor, int]:
-    """Validate a ``batch`` vector (``None`` = one graph) and return ``(batch, num_graphs)``."""
-    if batch is None:
-        if num_graphs not in (None, 1):
-            raise ValueError(f"'num_graphs' must be 1 (or None) without 'batch', got {num_graphs}")
-        return torch.zeros(num_nodes, dtype=torch.long), 1
-    check_tensor(batch, "batch", ndim=1, floating=False)
-    if batch.numel() != num_nodes:
-        raise ValueError(f"'batch' has {batch.numel()} entries but there are {num_nodes} nodes")
-    if num_graphs is None:
-        num_graphs = int(batch.max()) + 1 if batch.numel() else 0
-    else:
-        check_positive(num_graphs, "num_graphs", strict=False, integer=True)
-    return batch.long(), int(num_graphs)
+    """Validate a ``batch`` vector (``None`` = one graph) and return ``(batch, num_graphs)``
+    (:func:`pyg_wsss._checks.check_batch`: length, dtype and the range ``[0, num_graphs)``)."""
+    return check_batch(batch, num_nodes, num_graphs)
 
 
 def graph_mean(values: Tensor, mask: Tensor, batch: Tensor, num_graphs: int) -> Tensor:
@@ -77,7 +73,8 @@ def partial_cross_entropy(
     leaves log-probabilities unchanged.
 
     Args:
-        input: ``[N, K]`` logits or log-probabilities.
+        input: ``[N, K]`` logits or log-probabilities (half / bfloat16 are computed in
+            float32; the result has ``input``'s dtype).
         labels: ``[N]`` integer labels in ``[0, K)`` or ``ignore_index``.
         balanced: fg/bg balanced form (W 3-4) or plain mean (A 21).
         ignore_index: Label of unlabelled nodes (default 255).
@@ -104,7 +101,11 @@ def partial_cross_entropy(
         raise ValueError(f"'labels' has {labels.numel()} entries but 'input' has {n} rows")
     labels = labels.long()
     labelled = labels != ignore_index
-    if labelled.any() and (labels[labelled].min() < 0 or labels[labelled].max() >= k):
+    if (
+        value_checks(labels)
+        and labelled.any()
+        and (labels[labelled].min() < 0 or labels[labelled].max() >= k)
+    ):
         bad = labels[labelled & ((labels < 0) | (labels >= k))].unique()[:10].tolist()
         raise ValueError(
             f"'labels' has values outside [0, {k - 1}] (and not {ignore_index}): {bad}"
@@ -113,6 +114,8 @@ def partial_cross_entropy(
         raise ValueError(f"'background' must be in [0, {k - 1}], got {background}")
     batch, b = _check_batch(batch, n, num_graphs)
     batch = batch.to(input.device)
+    out_dtype = input.dtype
+    input = _upcast(input)
     logp = input if log_input else F.log_softmax(input, dim=-1)
     safe = torch.where(labelled, labels, torch.zeros_like(labels))
     nll = -logp.gather(1, safe.view(-1, 1)).view(-1)
@@ -122,4 +125,4 @@ def partial_cross_entropy(
         per_graph = graph_mean(nll, is_fg, batch, b) + graph_mean(nll, is_bg, batch, b)
     else:
         per_graph = graph_mean(nll, labelled, batch, b)
-    return reduce_graphs(per_graph, reduction)
+    return reduce_graphs(per_graph, reduction).to(out_dtype)

@@ -7,7 +7,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ..._checks import check_choice, check_tensor
-from .cross_entropy import REDUCTIONS, _check_batch, graph_mean, reduce_graphs
+from .cross_entropy import REDUCTIONS, _check_batch, _upcast, graph_mean, reduce_graphs
 
 VARIANTS = ("paper", "code")
 
@@ -72,6 +72,8 @@ def entropy_loss(
         else:
             mask = labels_or_mask == ignore_index
     batch, b = _check_batch(batch, n, num_graphs)
+    out_dtype = input.dtype
+    input = _upcast(input)  # half / bfloat16: computed in float32
     logp = input if log_input else F.log_softmax(input, dim=-1)
     finite = torch.where(torch.isfinite(logp), logp, torch.zeros_like(logp))  # 0 log 0 = 0
     ent = -(logp.exp() * finite).sum(-1)
@@ -79,4 +81,4 @@ def entropy_loss(
         ent = ent / k
     return reduce_graphs(
         graph_mean(ent, mask.to(input.device), batch.to(input.device), b), reduction
-    )
+    ).to(out_dtype)

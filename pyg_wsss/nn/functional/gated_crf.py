@@ -5,7 +5,7 @@ import torch
 from torch import Tensor
 
 from ..._checks import check_choice, check_edge_index, check_tensor
-from .cross_entropy import REDUCTIONS, _check_batch, reduce_graphs
+from .cross_entropy import REDUCTIONS, _check_batch, _upcast, reduce_graphs
 
 
 def gated_crf_kernel(
@@ -90,6 +90,8 @@ def gated_crf_loss(
     check_choice(method, ("spmm", "edges"), "method")
     batch, b = _check_batch(batch, n, num_graphs)
     batch = batch.to(input.device)
+    out_dtype = input.dtype
+    input = _upcast(input)  # half / bfloat16: computed in float32, returned in their dtype
     y = torch.softmax(input, dim=-1) if from_logits else input
     src, dst = edge_index[0].long(), edge_index[1].long()
     k = torch.where(src == dst, torch.zeros_like(kernel), kernel).to(y.dtype)
@@ -104,4 +106,4 @@ def gated_crf_loss(
         per_edge = k * (1.0 - pair)
         total = y.new_zeros(b).index_add(0, batch[dst], per_edge)
     count = y.new_zeros(b).index_add(0, batch, torch.ones_like(y[:, 0]))
-    return reduce_graphs(total / count.clamp(min=1), reduction)
+    return reduce_graphs(total / count.clamp(min=1), reduction).to(out_dtype)

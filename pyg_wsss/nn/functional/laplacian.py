@@ -8,11 +8,12 @@ from torch import Tensor
 from torch.autograd import Function
 from torch.autograd.function import once_differentiable
 
-from ..._checks import check_choice, check_edge_index, check_tensor
+from ..._checks import check_choice, check_edge_index, check_finite, check_positive, check_tensor
 from ...ops.spmm import csr_matrix
 from .cross_entropy import REDUCTIONS, _check_batch, reduce_graphs
 
 VARIANTS = (None, "paper", "code")
+_LOW = (torch.float16, torch.bfloat16)
 METHODS = ("edges", "spmm")
 
 
@@ -36,6 +37,9 @@ def laplacian_quadratic_form(
     r"""Per-graph :math:`\operatorname{tr}(Y_b^T L Y_b)` for a **symmetric** sparse CSR
     Laplacian ``lap`` (:func:`laplacian_matrix`; block-diagonal over the graphs of ``batch``).
 
+    Half and bfloat16 ``y`` are computed in float32 (``lap`` may then be float32 or
+    ``y``'s dtype) and the result is returned in ``y``'s dtype.
+
     One SpMM in total: the forward keeps :math:`L Y` and the backward is
     :math:`2\, g_b\, L Y` (valid because :math:`L = L^T`), where autograd through
     :math:`\sum Y \odot L Y` would need three.
@@ -51,12 +55,17 @@ def laplacian_quadratic_form(
             f"'lap' must be a sparse CSR [N, N] matrix with N = {y.size(0)}, got "
             f"{lap.layout} {tuple(lap.shape)}"
         )
-    if lap.dtype != y.dtype or lap.device != y.device:
+    low = y.dtype in _LOW
+    lap_ok = lap.dtype == y.dtype or (low and lap.dtype in (*_LOW, torch.float32))
+    if not lap_ok or lap.device != y.device:
         raise TypeError(f"'lap' is {lap.dtype} on {lap.device} but 'y' is {y.dtype} on {y.device}")
     batch, b = _check_batch(batch, y.size(0), num_graphs)
     batch = batch.to(y.device)
     if lap._nnz() == 0:
         return y.new_zeros(b) + y[:0].sum()  # keeps the autograd graph
+    if low:  # no half/bfloat16 sparse CPU kernels, and the sums overflow fp16: work in fp32
+        out = _QuadraticForm.apply(lap.to(torch.float32), y.float().contiguous(), batch, b)
+        return out.to(y.dtype)
     return _QuadraticForm.apply(lap, y.contiguous(), batch, b)
 
 
@@ -67,10 +76,28 @@ def laplacian_matrix(
     :math:`W_s = (W + W^T) / 2` (:math:`W_{ij}` = weight of edge ``j -> i``), so that
     :math:`\operatorname{tr}(Y^T L Y) = \frac12 \sum_{(j \to i)} w_{ji} \|y_i - y_j\|^2`
     for any edge list (self-loops cancel). ``[N, N]``, symmetric, ``2 E + N`` stored entries at
-    most; never dense."""
+    most; never dense.
+
+    Args:
+        edge_index: ``[2, E]`` int64/int32 indices in ``[0, num_nodes)``.
+        edge_weight: ``[E]`` finite floating weights (``None``: all ones).
+        num_nodes: ``N``.
+        dtype: Floating dtype of the result (default: ``edge_weight``'s, float32 without).
+    """
+    check_positive(num_nodes, "num_nodes", strict=False, integer=True)
+    num_nodes = int(num_nodes)
+    check_edge_index(edge_index, num_nodes)
+    if dtype is not None and not (isinstance(dtype, torch.dtype) and dtype.is_floating_point):
+        raise TypeError(f"'dtype' must be a floating torch.dtype, got {dtype!r}")
     src, dst = edge_index[0].long(), edge_index[1].long()
     if edge_weight is None:
         edge_weight = torch.ones(src.numel(), dtype=dtype or torch.float, device=src.device)
+    check_tensor(edge_weight, "edge_weight", ndim=1, floating=True)
+    if edge_weight.numel() != src.numel():
+        raise ValueError(
+            f"'edge_weight' has {edge_weight.numel()} entries but there are {src.numel()} edges"
+        )
+    check_finite(edge_weight, "edge_weight")
     w = edge_weight.to(dtype) if dtype is not None else edge_weight
     half = w / 2
     deg = w.new_zeros(num_nodes).index_add(0, dst, half).index_add(0, src, half)
@@ -121,7 +148,8 @@ def laplacian_loss(
         batch, num_graphs: Optional PyG batch vector: per-graph loss, each normalised by
             its own node count (edges must not cross graphs).
         reduction: ``"mean"`` / ``"sum"`` over graphs or ``"none"`` (``[num_graphs]``).
-        method: ``"edges"`` (gather/scatter over the edge list: the reference) or
+        method: Both compute half and bfloat16 ``y`` in float32 and return ``y``'s dtype.
+            ``"edges"`` (gather/scatter over the edge list: the reference) or
             ``"spmm"`` (:func:`laplacian_quadratic_form` with a sparse CSR Laplacian: one
             SpMM, no ``[E, K]`` temporary; same value up to rounding).
 
@@ -143,8 +171,12 @@ def laplacian_loss(
                 f"'edge_weight' has {edge_weight.numel()} entries but there are "
                 f"{edge_index.size(1)} edges"
             )
+        check_finite(edge_weight, "edge_weight")
     batch, b = _check_batch(batch, n, num_graphs)
     batch = batch.to(y.device)
+    out_dtype = y.dtype
+    if out_dtype in _LOW:  # half / bfloat16: computed in float32, returned in their dtype
+        y = y.float()
     if variant == "paper":
         y = F.softmax(y, dim=-1)
     elif variant == "code":
@@ -159,4 +191,4 @@ def laplacian_loss(
         lap = laplacian_matrix(edge_index, edge_weight, n, dtype=y.dtype)
         total = laplacian_quadratic_form(lap, y, batch, b)
     count = y.new_zeros(b).index_add(0, batch, torch.ones_like(batch, dtype=y.dtype))
-    return reduce_graphs(total / count.clamp(min=1), reduction)
+    return reduce_graphs(total / count.clamp(min=1), reduction).to(out_dtype)

@@ -25,7 +25,14 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch_geometric.nn import GCNConv
 
-from ..._checks import check_choice, check_edge_index, check_fraction, check_positive, check_tensor
+from ..._checks import (
+    check_batch,
+    check_choice,
+    check_edge_index,
+    check_fraction,
+    check_positive,
+    check_tensor,
+)
 from ...ops.spmm import csr_matrix, fixed_spmm
 from ..functional.cross_entropy import partial_cross_entropy
 from ..functional.entropy import entropy_loss
@@ -351,11 +358,20 @@ class BatchedWSGCN(nn.Module):
     model's device) advanced once per training forward, so batching does not change any
     image's result.
 
+    ``batch`` need not be sorted: with nodes of several images interleaved the model works
+    on the nodes stably sorted by image and returns the rows in the given order, so a
+    permutation that keeps each image's node order gives the permuted output (the order
+    *within* an image matters only to which dropout draw a node gets).
+
+    Half and bfloat16 ``x`` are computed in float32 (parameters included) and the output is
+    returned in ``x``'s dtype.
+
     Args:
-        x: ``[N, D]`` node features of all images (PyG batch order).
+        x: ``[N, D]`` node features of all images.
         edge_index, edge_weight: :math:`\tilde A` of all images (from
-            :func:`wsgcn_adjacency`), edges never crossing images.
-        batch: ``[N]`` image index per node (sorted, as in a PyG Batch).
+            :func:`wsgcn_adjacency`), edges never crossing images (checked);
+            ``edge_weight=None`` means all ones; NaN/Inf weights raise ``ValueError``.
+        batch: ``[N]`` image index per node in ``[0, B)`` (any order).
         seeds: ``B`` integer seeds.
         hidden_channels, num_classes, dropout: As in :class:`WSGCN`.
     """
@@ -364,7 +380,7 @@ class BatchedWSGCN(nn.Module):
         self,
         x: Tensor,
         edge_index: Tensor,
-        edge_weight: Tensor,
+        edge_weight: Tensor | None,
         batch: Tensor,
         seeds: Sequence[int],
         hidden_channels: int = 16,
@@ -378,18 +394,47 @@ class BatchedWSGCN(nn.Module):
         check_tensor(batch, "batch", ndim=1, floating=False)
         if batch.numel() != n:
             raise ValueError(f"'batch' has {batch.numel()} entries but 'x' has {n} rows")
+        out_dtype = x.dtype
+        if x.dtype in (torch.float16, torch.bfloat16):  # no half CPU sparse kernels: fp32
+            x = x.float()
+        if edge_weight is None:
+            edge_weight = x.new_ones(edge_index.size(1))
+        check_tensor(edge_weight, "edge_weight", ndim=1, floating=True)
+        if edge_weight.numel() != edge_index.size(1):
+            raise ValueError(
+                f"'edge_weight' has {edge_weight.numel()} entries but there are "
+                f"{edge_index.size(1)} edges"
+            )
+        if edge_weight.numel() and not bool(torch.isfinite(edge_weight).all()):
+            raise ValueError("'edge_weight' contains NaN or infinite values")
         check_fraction(dropout, "dropout")
         b = len(seeds)
+        batch = batch.long().to(x.device)
+        if n and int(batch.min()) < 0:
+            raise ValueError(f"'batch' has negative image indices (min {int(batch.min())})")
         if n and int(batch.max()) >= b:
             raise ValueError(f"'batch' refers to {int(batch.max()) + 1} images but {b} seeds given")
+        edge_index = edge_index.long()
+        if edge_index.numel() and bool((batch[edge_index[0]] != batch[edge_index[1]]).any()):
+            raise ValueError("'edge_index' has edges between nodes of different images ('batch')")
         self.num_graphs, self.in_channels = b, d
         self.hidden_channels, self.num_classes, self.dropout = hidden_channels, num_classes, dropout
+        self.out_dtype = out_dtype
         self.register_buffer(
             "seeds", torch.as_tensor(list(seeds), dtype=torch.long, device=x.device)
         )
         dev, dt = x.device, x.dtype
-        batch = batch.long()
-        self.register_buffer("batch", batch)
+        self.register_buffer("batch", batch)  # the caller's order (that of the output)
+        # Unsorted batch (nodes of images interleaved): work on the nodes sorted by image
+        # (stable) and return the rows in the caller's order.
+        if n > 1 and not bool((batch[1:] >= batch[:-1]).all()):
+            perm = torch.argsort(batch, stable=True)
+            inv = torch.empty_like(perm)
+            inv[perm] = torch.arange(n, device=dev)
+            x, batch, edge_index = x[perm], batch[perm], inv[edge_index]
+            self.register_buffer("node_order", inv)  # caller's node i -> sorted row inv[i]
+        else:
+            self.register_buffer("node_order", None)
         counts = torch.bincount(batch, minlength=b)
         ptr = torch.cumsum(counts, 0) - counts
         local = torch.arange(n, device=dev) - ptr[batch]
@@ -463,9 +508,12 @@ class BatchedWSGCN(nn.Module):
         h = self._to_flat(F.relu(h))
         if self.training and self.dropout > 0:
             h = h * self.dropout_mask()
-        ah = fixed_spmm(self.adj, self.adj_t, h)  # [N, H]
+        ah = fixed_spmm(self.adj, self.adj_t, h)  # [N, H] (sorted-by-image node order)
         out = torch.bmm(self._to_dense(ah), self.w2) + self.b2.unsqueeze(1)
-        return F.log_softmax(self._to_flat(out), dim=-1)
+        out = F.log_softmax(self._to_flat(out), dim=-1)
+        if self.node_order is not None:  # back to the caller's node order
+            out = out[self.node_order]
+        return out.to(self.out_dtype)
 
     def extra_repr(self) -> str:
         return (
@@ -637,7 +685,7 @@ class WSGCNObjective:
 def fit_wsgcn(
     x: Tensor,
     edge_index: Tensor,
-    edge_weight: Tensor,
+    edge_weight: Tensor | None,
     labels: Tensor,
     batch: Tensor | None = None,
     seeds: Sequence[int] | None = None,
@@ -667,13 +715,17 @@ def fit_wsgcn(
     (the same objective with its masks and normalisers computed once). The per-image losses
     are **summed** (Adam is element-wise, so every image's update is exactly the one it gets
     alone; bitwise with one thread, up to the reduction order of the sparse products with
-    more).
+    more). Half and bfloat16 ``x`` are trained in float32 and the result is returned in
+    ``x``'s dtype.
 
     Args:
         x: ``[N, D]`` node features of the batch.
-        edge_index, edge_weight: :math:`\tilde A` (:func:`wsgcn_adjacency`).
+        edge_index, edge_weight: :math:`\tilde A` (:func:`wsgcn_adjacency`);
+            ``edge_weight=None`` means all ones. NaN/Inf weights raise ``ValueError``.
         labels: ``[N]`` partial labels (255 = unlabelled).
-        batch: ``[N]`` image of each node (``None``: one image).
+        batch: ``[N]`` image of each node in ``[0, B)`` (``None``: one image). It need
+            not be sorted: interleaved images are sorted internally (stable) and the
+            output rows follow the given order (:class:`BatchedWSGCN`).
         seeds: One seed per image (default ``0, 1, ...``).
         lap_edge_index, lap_edge_weight: The Laplacian graph :math:`\Phi` (W 7; e.g. the
             5x5 window with :func:`~pyg_wsss.graphs.gaussian_edge_weight`); ``None`` = no
@@ -687,6 +739,7 @@ def fit_wsgcn(
         beta_entropy, beta_laplacian: :math:`\beta_1 = 10`, :math:`\beta_2 = 10^{-2}`;
             0 switches a term off (the loss ablation of W Table 2).
     """
+    check_tensor(x, "x", ndim=2, floating=True)
     check_tensor(labels, "labels", ndim=1, floating=False)
     n = x.size(0)
     if labels.numel() != n:
@@ -694,23 +747,28 @@ def fit_wsgcn(
     check_positive(steps, "steps", strict=False, integer=True)
     check_positive(lr, "lr")
     check_choice(laplacian_on, ("probs", "log_probs"), "laplacian_on")
+    out_dtype = x.dtype
+    if x.dtype in (torch.float16, torch.bfloat16):  # trained in float32, returned in x's dtype
+        x = x.float()
     if batch is None:
         batch = torch.zeros(n, dtype=torch.long, device=x.device)
-    b = int(batch.max()) + 1 if n else 1
+    batch, b = check_batch(batch, n, None, device=x.device)
+    b = max(b, 1)
     if seeds is None:
         seeds = list(range(b))
     if len(seeds) != b:
-        raise ValueError(f"'seeds' has {len(seeds)} entries for {b} images")
+        raise ValueError(
+            f"'seeds' has {len(seeds)} entries but 'batch' refers to {b} images"
+        )
     model = BatchedWSGCN(
         x, edge_index, edge_weight, batch, seeds, hidden_channels, num_classes, dropout
     )
     lap = None
     if lap_edge_index is not None and beta_laplacian:
-        L = laplacian_matrix(lap_edge_index, lap_edge_weight, n, dtype=x.dtype)
-        lap = L
+        lap = laplacian_matrix(lap_edge_index, lap_edge_weight, n, dtype=x.dtype)
     config = WSGCNLossConfig(beta_entropy, beta_laplacian, entropy_variant, laplacian_on, balanced)
     objective = WSGCNObjective(
-        labels.to(x.device), model.batch, b, num_classes, lap, config
+        labels.to(x.device), batch, b, num_classes, lap, config
     ).to(x.device, x.dtype)
     opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
     it = range(int(steps))
@@ -727,4 +785,4 @@ def fit_wsgcn(
         opt.step()
     model.eval()
     with torch.no_grad():
-        return model()
+        return model().to(out_dtype)
