@@ -97,12 +97,14 @@ def check_index(
     size: int | None,
     ndim: int | tuple[int, ...] = 1,
     what: str = "indices",
+    always: bool = False,
 ) -> Tensor:
-    """Check an int64/int32 index tensor with values in ``[0, size)`` (range = value check)."""
+    """Check an int64/int32 index tensor with values in ``[0, size)``. The range is a value
+    check (it follows the level) unless ``always`` (for callers that sync anyway)."""
     check_tensor(index, name, ndim=ndim, floating=False)
     if index.dtype == torch.bool:
         raise TypeError(f"'{name}' must be an int64 or int32 index tensor, got {index.dtype}")
-    if size is not None and index.numel() and value_checks(index):
+    if size is not None and index.numel() and (always or value_checks(index)):
         lo, hi = int(index.min()), int(index.max())
         if lo < 0 or hi >= size:
             raise ValueError(

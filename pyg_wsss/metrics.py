@@ -199,13 +199,30 @@ class ConfusionMatrix:
         return _div(tp, union)
 
     def miou(self, average: str = "present") -> float:
-        """Mean IoU: ``"present"`` = over classes in target or prediction (NaN-mean),
-        ``"all"`` = over all classes, absent ones counting as 0. ``nan`` if nothing counted."""
+        """Mean IoU: ``"present"`` = over the classes that occur in the target or the
+        prediction (NaN-mean; classes in neither are excluded), ``"all"`` = over all
+        classes, absent ones counting as 0.
+
+        Never NaN: when no class occurs at all (nothing counted, e.g. every target pixel
+        is void) the mIoU is undefined and :class:`ValueError` is raised
+        (:meth:`summary` and :meth:`table` report it as NaN / ``-`` instead).
+        """
         check_choice(average, AVERAGES, "average")
+        value = self._miou(average)
+        if not np.isfinite(value):
+            raise ValueError(
+                "mIoU is undefined: no class occurs in the 'target' or the prediction "
+                f"(every target pixel is void ({self.ignore_index}) or nothing was counted)"
+            )
+        return value
+
+    def _miou(self, average: str = "present") -> float:
         iou = self.iou()
+        if not np.isfinite(iou).any():
+            return float("nan")
         if average == "all":
-            return float(np.nan_to_num(iou, nan=0.0).mean()) if self.total else float("nan")
-        return float(np.nanmean(iou)) if np.isfinite(iou).any() else float("nan")
+            return float(np.nan_to_num(iou, nan=0.0).mean())
+        return float(np.nanmean(iou))
 
     def precision(self) -> np.ndarray:
         """Per-class precision ``TP / predicted``; NaN for classes never predicted."""
@@ -235,7 +252,7 @@ class ConfusionMatrix:
     def summary(self) -> dict[str, Any]:
         """All metrics in one dict (per-class arrays as lists)."""
         return {
-            "miou": self.miou(),
+            "miou": self._miou(),  # NaN (not an error) for an empty matrix
             "pixel_accuracy": self.pixel_accuracy(),
             "mean_accuracy": self.mean_accuracy(),
             "coverage": self.coverage(),
@@ -268,7 +285,7 @@ class ConfusionMatrix:
             for n, i, p, r in zip(names, self.iou(), self.precision(), self.recall())
         ]
         body.append(
-            ["mean", f(self.miou()), f(_nanmean(self.precision())), f(self.mean_accuracy())]
+            ["mean", f(self._miou()), f(_nanmean(self.precision())), f(self.mean_accuracy())]
         )
         if fmt == "markdown":
             lines = ["| " + " | ".join(header) + " |", "|---|---:|---:|---:|"]

@@ -69,8 +69,12 @@ def test_merge_reset_and_perfect():
     np.testing.assert_array_equal(a.matrix, both.matrix)
     np.testing.assert_array_equal(a.unlabelled, both.unlabelled)
     a.reset()
-    assert a.total == 0 and np.isnan(a.miou()) and np.isnan(a.pixel_accuracy())
-    assert np.isnan(a.miou("all")) and np.isnan(a.coverage())
+    assert a.total == 0 and np.isnan(a.pixel_accuracy()) and np.isnan(a.coverage())
+    # mIoU of nothing is undefined: an error naming the cause, never NaN (issue 17)
+    for average in ("present", "all"):
+        with pytest.raises(ValueError, match="target"):
+            a.miou(average)
+    assert np.isnan(a.summary()["miou"]) and "| mean | - |" in a.table()
     with pytest.raises(ValueError):
         a.merge(ConfusionMatrix(4))
     with pytest.raises(TypeError):

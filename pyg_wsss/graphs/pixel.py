@@ -1,6 +1,7 @@
 """Pixel graphs: every grid cell is a node, edges join cells within a neighbourhood stencil."""
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import torch
@@ -107,7 +108,10 @@ def pixel_graph(
 
     Args:
         height, width: Grid size (> 0).
-        radius: Neighbourhood radius (> 0).
+        radius: Neighbourhood radius (> 0). The disc shapes need ``radius >= 2`` for any
+            edge: ``radius=1`` with ``"disc"``/``"psa"``/``"irn"`` warns (``UserWarning``
+            naming ``radius``) and returns a graph without edges (self-loops only, if
+            asked).
         shape: ``"square" | "disc" | "psa" | "irn"``.
         symmetric: If ``True`` every unordered pair gives both directed edges; if ``False``
             only the half-plane direction (source ``p``, target ``p + h`` for forward offset
@@ -126,6 +130,14 @@ def pixel_graph(
     check_positive(width, "width", integer=True)
     _check_radius(radius)
     check_choice(shape, SHAPES, "shape")
+    if shape != "square" and radius < 2:
+        warnings.warn(
+            f"pixel_graph: 'radius'={radius} with shape={shape!r} has no neighbour "
+            "(dy^2 + dx^2 < radius^2 holds only for (0, 0)), so the graph has no edges; "
+            "use radius >= 2 or shape='square'",
+            UserWarning,
+            stacklevel=2,
+        )
     h, w = int(height), int(width)
     n = h * w
     half = half_plane_offsets(radius, shape)

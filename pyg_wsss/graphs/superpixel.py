@@ -94,7 +94,8 @@ def region_adjacency(
     sorted by (target, source).
 
     Args:
-        segments: ``[H, W]`` integer region ids in ``[0, R)``.
+        segments: ``[H, W]`` integer region ids in ``[0, R)`` (negative ids or ids
+            ``>= num_regions`` raise :class:`ValueError`).
         num_regions: ``R`` (default ``max + 1``).
         connectivity: ``4`` (horizontal / vertical neighbours) or ``8`` (also diagonals).
         self_loops: Add ``r -> r`` for every region.
@@ -104,7 +105,19 @@ def region_adjacency(
     """
     check_tensor(segments, "segments", ndim=2, floating=False)
     check_choice(connectivity, (4, 8), "connectivity")
+    if segments.dtype == torch.bool:
+        raise TypeError(f"'segments' must be an integer label map, got {segments.dtype}")
     seg = segments.long()
+    if num_regions is not None:
+        check_positive(num_regions, "num_regions", strict=False, integer=True)
+    if seg.numel():  # building the graph syncs anyway: the range check is free
+        lo, hi = int(seg.min()), int(seg.max())
+        if lo < 0:
+            raise ValueError(f"'segments' has negative region ids (min {lo})")
+        if num_regions is not None and hi >= num_regions:
+            raise ValueError(
+                f"'segments' has region id {hi} but 'num_regions' is {num_regions}"
+            )
     r = int(seg.max()) + 1 if num_regions is None and seg.numel() else int(num_regions or 0)
     pairs = [(seg[:, :-1], seg[:, 1:]), (seg[:-1, :], seg[1:, :])]
     if connectivity == 8:

@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ..._checks import check_choice, check_tensor
+from ..._checks import check_choice, check_index, check_tensor
 from .cross_entropy import REDUCTIONS, reduce_graphs
 
 VARIANTS = ("paper", "code")
@@ -267,14 +267,17 @@ def consistency_check(
         raise TypeError(f"'threshold' must be a number, got {threshold!r}")
     if not -1.0 <= threshold <= 1.0:
         raise ValueError(f"'threshold' must be in [-1, 1], got {threshold}")
+    n = features.size(0)
     check_tensor(points, "points", ndim=1, floating=False)
     check_tensor(point_box, "point_box", ndim=1, floating=False)
     if points.numel() != point_box.numel():
         raise ValueError("'points' and 'point_box' must have the same length")
-    n = features.size(0)
     boxes, box_labels, box_batch, gs, ptr_, _ = _grid_args(
         n, boxes, box_labels, grid_size, box_batch, ptr, features.device
     )
+    # the boxes are read on the host anyway: the index ranges are always checked
+    check_index(points, "points", n, what="node indices", always=True)
+    check_index(point_box, "point_box", boxes.size(0), what="box indices", always=True)
     device = features.device
     out = labels.clone()
     m = boxes.size(0)
