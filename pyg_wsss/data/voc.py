@@ -23,6 +23,7 @@ from torch.utils.data import Dataset
 
 from .._checks import check_choice
 from .annotations import connected_instances, mask_to_tags, weak_labels_from_instances
+from .io import read_label_png as _read_label_png
 
 #: The 21 PASCAL VOC class names, background first (VOC's own spellings).
 VOC_CLASSES: tuple[str, ...] = (
@@ -54,61 +55,53 @@ TAG_SOURCES = ("auto", "mask", "xml")
 DERIVABLE = ("scribbles", "points", "instances")
 
 
-def _voc_colour_lut() -> dict[tuple[int, int, int], int]:
-    from ..viz import voc_palette
-
-    pal = voc_palette(256)
-    lut = {tuple(int(v) for v in pal[i]): i for i in range(len(VOC_CLASSES))}
-    lut[tuple(int(v) for v in pal[255])] = 255
-    return lut
-
-
 def read_label_png(path: str | os.PathLike, num_classes: int | None = 21) -> np.ndarray:
     """Read a label PNG as ``uint8 [H, W]`` class indices.
 
     Palette (``"P"``) PNGs give their palette indices (VOC's ``SegmentationClass``); grey
     (``"L"``) PNGs their values (``SegmentationClassAug``); RGB PNGs are mapped back through
     the VOC colour palette (unknown colours raise). Values must be ``< num_classes`` or 255.
+    The same as :func:`pyg_wsss.data.io.read_label_png` with VOC's 21 classes by default.
     """
-    from PIL import Image
+    return _read_label_png(path, num_classes)
 
+
+def read_voc_objects(path: str | os.PathLike) -> dict[str, Any]:
+    """The raw content of a VOC annotation XML: ``{"size": (H, W) or None, "objects":
+    [{"name", "difficult", "bndbox": (xmin, ymin, xmax, ymax) floats or None}]}`` (names
+    stripped; coordinates as written, 1-based). :func:`parse_voc_xml` builds on it.
+
+    Raises:
+        FileNotFoundError: no such file. ValueError: malformed XML or a non-numeric
+            coordinate (the message names the file).
+    """
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"label PNG not found: {path}")
-    with Image.open(path) as im:
-        mode = im.mode
-        if mode in ("P", "L"):
-            arr = np.array(im, dtype=np.uint8)
-        elif mode in ("I", "I;16"):
-            arr = np.array(im)
-            if arr.min() < 0 or arr.max() > 255:
-                raise ValueError(f"{path}: label values outside [0, 255]")
-            arr = arr.astype(np.uint8)
-        elif mode in ("RGB", "RGBA"):
-            rgb = np.array(im.convert("RGB"), dtype=np.uint8)
-            lut = _voc_colour_lut()
-            code = (
-                (rgb[..., 0].astype(np.int64) << 16)
-                | (rgb[..., 1].astype(np.int64) << 8)
-                | rgb[..., 2]
-            )
-            arr = np.full(code.shape, 254, dtype=np.int64)
-            for (r, g, b), idx in lut.items():
-                arr[code == ((r << 16) | (g << 8) | b)] = idx
-            if (arr == 254).any():
-                bad = rgb[arr == 254][0].tolist()
-                raise ValueError(f"{path}: RGB colour {bad} is not a VOC palette colour")
-            arr = arr.astype(np.uint8)
-        else:
-            raise ValueError(f"{path}: unsupported PNG mode {mode!r} for a label map")
-    if num_classes is not None:
-        bad = (arr >= num_classes) & (arr != 255)
-        if bad.any():
-            raise ValueError(
-                f"{path}: labels outside [0, {num_classes - 1}] and not 255: "
-                f"{np.unique(arr[bad])[:10].tolist()}"
-            )
-    return arr
+        raise FileNotFoundError(f"annotation XML not found: {path}")
+    try:
+        root = ET.parse(path).getroot()
+    except ET.ParseError as err:
+        raise ValueError(f"{path}: malformed XML ({err})") from err
+    size = None
+    node = root.find("size")
+    if node is not None and node.findtext("height") and node.findtext("width"):
+        try:
+            size = (int(float(node.findtext("height"))), int(float(node.findtext("width"))))
+        except ValueError as err:
+            raise ValueError(f"{path}: bad <size> ({err})") from err
+    objects = []
+    for obj in root.iter("object"):
+        name = (obj.findtext("name") or "").strip()
+        diff = (obj.findtext("difficult") or "0").strip() not in ("0", "")
+        bb = obj.find("bndbox")
+        coords = None
+        if bb is not None:
+            try:
+                coords = tuple(float(bb.findtext(k)) for k in ("xmin", "ymin", "xmax", "ymax"))
+            except (TypeError, ValueError) as err:
+                raise ValueError(f"{path}: bad <bndbox> for object {name!r}") from err
+        objects.append({"name": name, "difficult": diff, "bndbox": coords})
+    return {"size": size, "objects": objects}
 
 
 def parse_voc_xml(
@@ -127,36 +120,20 @@ def parse_voc_xml(
         ``{"boxes": int64 [M, 4] (x1, y1, x2, y2), "box_labels": int64 [M], "difficult":
         bool [M], "size": (H, W) or None}``.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"annotation XML not found: {path}")
-    try:
-        root = ET.parse(path).getroot()
-    except ET.ParseError as err:
-        raise ValueError(f"{path}: malformed XML ({err})") from err
+    raw = read_voc_objects(path)
     index = {n: i for i, n in enumerate(class_names)}
-    size = None
-    node = root.find("size")
-    if node is not None and node.findtext("height") and node.findtext("width"):
-        size = (int(float(node.findtext("height"))), int(float(node.findtext("width"))))
+    size = raw["size"]
     hw = image_size if image_size is not None else size
     boxes, labels, difficult = [], [], []
-    for obj in root.iter("object"):
-        name = (obj.findtext("name") or "").strip()
+    for obj in raw["objects"]:
+        name, diff = obj["name"], obj["difficult"]
         if name not in index:
             raise ValueError(f"{path}: unknown class name {name!r}")
-        diff = (obj.findtext("difficult") or "0").strip() not in ("0", "")
         if diff and not include_difficult:
             continue
-        bb = obj.find("bndbox")
-        if bb is None:
+        if obj["bndbox"] is None:
             raise ValueError(f"{path}: object {name!r} has no <bndbox>")
-        try:
-            x1, y1, x2, y2 = (
-                int(round(float(bb.findtext(k)))) - 1 for k in ("xmin", "ymin", "xmax", "ymax")
-            )
-        except (TypeError, ValueError) as err:
-            raise ValueError(f"{path}: bad <bndbox> for object {name!r}") from err
+        x1, y1, x2, y2 = (int(round(v)) - 1 for v in obj["bndbox"])
         if hw is not None:
             h, w = hw
             x1, x2 = min(max(x1, 0), w - 1), min(max(x2, 0), w - 1)
