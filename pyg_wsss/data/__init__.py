@@ -8,6 +8,12 @@ the C foreground classes (``tags[c - 1]`` <-> class id ``c``); ``boxes`` int64 `
 uint8 ``[H, W]`` (class id incl. 0 on scribble pixels, 255 elsewhere); ``points`` int64
 ``[P, 3]`` ``(row, col, class id)``; ``name`` str. Keys that a source cannot provide are absent.
 Datasets expose ``num_classes`` (C + 1, incl. background) and ``class_names``.
+
+Readers of your own data (:class:`COCODataset`, :class:`MaskFolderDataset`,
+:class:`VOCXMLDataset`, picked by :func:`open_dataset`) also give ``file_name`` per sample and
+expose ``category_ids`` (``[0, id_1, ..., id_C]``: samples use contiguous ids ``0..C``,
+``category_ids[k]`` is the dataset id of class ``k``), ``to_category_ids(labels)``, ``names``
+(output stems, may contain ``/``) and ``sizes``; see :mod:`pyg_wsss.data.io`.
 """
 
 from pyg_wsss._lazy import lazy_getattr
@@ -26,6 +32,15 @@ _MEMBERS = {
     "add_void_border": "annotations",
     "connected_instances": "annotations",
     "weak_labels_from_instances": "annotations",
+    "COCODataset": "coco",
+    "MaskFolderDataset": "folders",
+    "VOCXMLDataset": "folders",
+    "open_dataset": "folders",
+    "DatasetError": "io",
+    "read_image": "io",
+    "to_uint8_rgb": "io",
+    "write_label_png": "io",
+    "label_png_bytes": "io",
     "resize_sample": "transforms",
     "hflip_sample": "transforms",
     "crop_sample": "transforms",

@@ -572,7 +572,8 @@ class LabelDataset(Dataset, SequenceABC):
 
     def __repr__(self) -> str:
         return (
-            f"{type(self).__name__}(images={len(self)}, classes={self.num_classes - 1}, "
+            f"{type(self).__name__}(images={len(getattr(self, 'file_names', ()))}, "
+            f"classes={len(getattr(getattr(self, 'categories', None), 'category_ids', [0])) - 1}, "
             f"images_dir={str(getattr(self, 'images_dir', ''))!r})"
         )
 
@@ -593,7 +594,7 @@ class LabelDataset(Dataset, SequenceABC):
         try:
             sample = self._load(i)
         except ValueError as err:
-            if file_name in str(err):
+            if str(err).startswith(f"image {file_name!r}"):
                 raise
             raise ValueError(f"image {file_name!r}: {err}") from err
         except OSError as err:  # e.g. a missing mask file
