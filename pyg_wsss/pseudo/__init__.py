@@ -60,6 +60,7 @@ _MEMBERS = {
     # dataset-scale driver (driver.py)
     "generate": "driver",
     "GenerateSummary": "driver",
+    "shard_indices": "driver",
     "save_label_png": "driver",
     "atomic_write": "driver",
 }

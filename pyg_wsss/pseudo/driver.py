@@ -1,22 +1,50 @@
-"""Dataset-scale pseudo-label generation: resumable, atomic, failure-tolerant.
+"""Dataset-scale pseudo-label generation: resumable, atomic, failure-tolerant, shareable.
 
 :func:`generate` runs any pseudo-label method over a dataset in batches and writes one
-palette PNG per image (and optionally the class probabilities). Every file is written to a
-temporary file in the output folder and moved into place with :func:`os.replace`, so a run
-that is interrupted (Ctrl-C, kill, power loss) never leaves a half-written label file; the
-same call started again skips the images that are already done. An image whose method call
-raises is logged with its reason to ``failures.tsv`` and the run goes on.
+palette PNG per image (and optionally the class probabilities).
+
+How the output folder is kept consistent (the on-disk protocol):
+
+* **Atomic files.** Every file is written to a temporary file in its final folder, named
+  ``.pyg_wsss-tmp-<host>-<pid>-<file name>.<random>`` (``<host>`` is a short hash of the
+  host name and PID namespace), then moved into place with :func:`os.replace`. An interrupted
+  run never leaves a half-written label file, and a starting run removes only the temporary
+  files whose owner process is dead on this host (or, from another host, older than
+  ``claim_timeout``): never the in-flight files of a live run.
+* **Claims.** Before an image is loaded and computed, the run creates the claim file
+  ``.<stem>.claim`` beside its PNG with ``O_CREAT | O_EXCL`` (atomic on POSIX and Windows;
+  contents: pid, host, start time). A second run on the same folder skips an image another
+  live run has claimed and takes the next one, so two runs split the work instead of doing it
+  twice; it looks at the skipped images once more at its end. A claim is released (deleted)
+  once the image is written or has failed. A claim whose owner is dead on this host, or that
+  is older than ``claim_timeout`` and from another host, is stale and is taken over
+  (renamed away first, so two runs never take over the same claim both).
+* **Finished** means the PNG (and, with ``save_probs``, the probability file, written
+  first) exists. A restart skips finished images; when the output names are known without
+  loading (``names=``, or a dataset with a ``names`` attribute, like the readers of
+  :mod:`pyg_wsss.data`), a finished image is not even loaded.
+* **failures.tsv** holds one current row per failing image: ``name``, ``index``,
+  ``reason`` (tab-separated, no header). It is rewritten atomically under a lock whenever it
+  changes: a row is replaced (not appended) when the image fails again and removed when the
+  image later succeeds (or is found finished); the file is deleted when no row is left.
 """
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import inspect
 import io
+import json
 import os
 import re
+import socket
 import tempfile
+import time
+import uuid
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -24,32 +52,74 @@ from torch import Tensor
 
 from .._checks import check_choice, check_positive
 from .._optional import available
+from ..data.io import label_png_bytes
 
-__all__ = ["generate", "GenerateSummary", "save_label_png", "atomic_write"]
+__all__ = ["generate", "GenerateSummary", "shard_indices", "save_label_png", "atomic_write"]
 
 IGNORE = 255
 _TMP_PREFIX = ".pyg_wsss-tmp-"
+_CLAIM_SUFFIX = ".claim"
+#: Default ``claim_timeout``: seconds after which a claim or temporary file of another host
+#: counts as abandoned.
+CLAIM_TIMEOUT = 3600.0
+_DUPLICATE = "duplicate output name"
 
 
-def _voc_palette(num_colors: int = 256) -> np.ndarray:
-    """The PASCAL VOC colour map, ``uint8 [num_colors, 3]`` (index 255 is (224, 224, 192))."""
-    pal = np.zeros((num_colors, 3), dtype=np.uint8)
-    for i in range(num_colors):
-        c, r, g, b = i, 0, 0, 0
-        for j in range(8):
-            r |= ((c >> 0) & 1) << (7 - j)
-            g |= ((c >> 1) & 1) << (7 - j)
-            b |= ((c >> 2) & 1) << (7 - j)
-            c >>= 3
-        pal[i] = (r, g, b)
-    return pal
+# --------------------------------------------------------------------------------------------
+# process identity and liveness
+
+
+def _pid_namespace() -> str:
+    try:
+        return os.readlink("/proc/self/ns/pid")
+    except OSError:
+        return ""
+
+
+_HOST = socket.gethostname()
+_PIDNS = _pid_namespace()
+#: Identifies "this host" (host name + PID namespace, so containers sharing a host name
+#: do not judge each other's processes).
+_HOST_TAG = hashlib.sha1(f"{_HOST}\0{_PIDNS}".encode()).hexdigest()[:8]
+_TMP_RE = re.compile(r"^" + re.escape(_TMP_PREFIX) + r"([0-9a-f]{8})-(\d+)-")
+
+
+def _pid_alive(pid: int) -> bool:
+    """Whether process ``pid`` of this host is alive (a zombie counts as dead)."""
+    if pid == os.getpid():
+        return True
+    if pid <= 0:
+        return False
+    if os.name == "nt":  # os.kill(pid, 0) would terminate the process on Windows
+        return True  # unknown: rely on claim_timeout
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # exists, owned by another user
+    except OSError:
+        return False
+    try:  # Linux: a killed but not yet reaped process is a zombie
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        if stat.rsplit(")", 1)[1].split()[0] in ("Z", "X"):
+            return False
+    except (OSError, IndexError):
+        pass
+    return True
+
+
+# --------------------------------------------------------------------------------------------
+# files
 
 
 def atomic_write(path: str | os.PathLike, data: bytes) -> None:
-    """Write ``data`` to ``path`` atomically: a temporary file in the same folder, flushed and
-    fsynced, then :func:`os.replace` (atomic on POSIX and Windows)."""
+    """Write ``data`` to ``path`` atomically: a temporary file in the same folder (named with
+    this process's host tag and pid, see the module docstring), flushed and fsynced, then
+    :func:`os.replace` (atomic on POSIX and Windows)."""
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=_TMP_PREFIX + path.name + ".", dir=path.parent)
+    prefix = f"{_TMP_PREFIX}{_HOST_TAG}-{os.getpid()}-{path.name}."
+    fd, tmp = tempfile.mkstemp(prefix=prefix, dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
@@ -64,34 +134,24 @@ def atomic_write(path: str | os.PathLike, data: bytes) -> None:
         raise
 
 
-def _as_label_array(labels: Any) -> np.ndarray:
-    arr = labels.detach().cpu().numpy() if isinstance(labels, Tensor) else np.asarray(labels)
-    if arr.ndim != 2 or arr.size == 0:
-        raise ValueError(f"a label map must be a non-empty [H, W] array, got shape {arr.shape}")
-    if not np.issubdtype(arr.dtype, np.integer):
-        raise TypeError(f"a label map must be integer, got {arr.dtype}")
-    if arr.min() < 0 or arr.max() > 255:
-        raise ValueError("label values must be in 0..255 (255 = unlabelled)")
-    return arr.astype(np.uint8)
+def _to_array(labels: Any) -> np.ndarray:
+    return labels.detach().cpu().numpy() if isinstance(labels, Tensor) else np.asarray(labels)
 
 
-def _png_bytes(labels: np.ndarray) -> bytes:
-    from PIL import Image
-
-    img = Image.fromarray(labels)  # mode "L"; putpalette makes it "P"
-    img.putpalette(_voc_palette().reshape(-1).tolist())
-    buf = io.BytesIO()
-    img.save(buf, format="PNG")
-    return buf.getvalue()
+def _png_bytes(labels: Any, palette: Any = None) -> bytes:
+    """A label map as palette-PNG bytes (one writer in the package:
+    :func:`pyg_wsss.data.io.label_png_bytes`)."""
+    return label_png_bytes(_to_array(labels), palette)
 
 
-def save_label_png(labels: Any, path: str | os.PathLike) -> None:
-    """Save a ``uint8 [H, W]`` label map as a VOC-palette PNG, atomically."""
-    atomic_write(path, _png_bytes(_as_label_array(labels)))
+def save_label_png(labels: Any, path: str | os.PathLike, palette: Any = None) -> None:
+    """Save an integer ``[H, W]`` label map (values ``0..255``, 255 = unlabelled) as a palette
+    PNG (the VOC colours unless ``palette [K, 3]`` is given), atomically."""
+    atomic_write(path, _png_bytes(labels, palette))
 
 
 def _probs_bytes(probs: Any, fmt: str) -> bytes:
-    arr = probs.detach().cpu().numpy() if isinstance(probs, Tensor) else np.asarray(probs)
+    arr = _to_array(probs)
     if not np.issubdtype(arr.dtype, np.floating):
         raise TypeError(f"probabilities must be floating point, got {arr.dtype}")
     if not np.isfinite(arr).all():
@@ -104,30 +164,327 @@ def _probs_bytes(probs: Any, fmt: str) -> bytes:
     return buf.getvalue()
 
 
+# --------------------------------------------------------------------------------------------
+# output names
+
 _SAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
 
 def _safe_name(name: Any, index: int) -> str:
+    """The output name of sample ``index``: a relative POSIX path without extension.
+
+    ``None`` gives the zero-padded index. ``/`` separates sub-folders; in every component,
+    characters outside ``[A-Za-z0-9._-]`` become ``_`` and leading / trailing ``.`` and ``_``
+    are stripped. A one-component name that becomes empty gives the zero-padded index.
+    Absolute paths, ``..`` and empty components (``a//b``, ``a/``, ``./a``) raise
+    :class:`ValueError` naming the sample.
+    """
     if name is None:
         return f"{index:06d}"
-    s = _SAFE.sub("_", str(name)).strip("._")
-    return s or f"{index:06d}"
+    raw = str(name)
+    parts = raw.split("/")
+    if len(parts) == 1:
+        s = _SAFE.sub("_", raw).strip("._")
+        return s or f"{index:06d}"
+    if raw.startswith("/"):
+        raise ValueError(
+            f"sample {index}: output name {raw!r} is an absolute path (names must be "
+            "relative paths inside out_dir)"
+        )
+    safe = []
+    for part in parts:
+        if part == "..":
+            raise ValueError(
+                f"sample {index}: output name {raw!r} has a '..' component (names must be "
+                "relative paths inside out_dir)"
+            )
+        s = _SAFE.sub("_", part).strip("._")
+        if not s:
+            raise ValueError(
+                f"sample {index}: output name {raw!r} has an empty component {part!r} "
+                "(after replacing characters outside [A-Za-z0-9._-])"
+            )
+        safe.append(s)
+    return "/".join(safe)
+
+
+def _one_line(text: Any) -> str:
+    return " ".join(str(text).split())
+
+
+def _reason(err: BaseException | str) -> str:
+    return _one_line(err if isinstance(err, str) else f"{type(err).__name__}: {err}")
+
+
+# --------------------------------------------------------------------------------------------
+# claims
+
+
+class _Claims:
+    """Per-image claim files (see the module docstring)."""
+
+    def __init__(self, out: Path, timeout: float) -> None:
+        self.out = out
+        self.timeout = timeout
+        self.token = uuid.uuid4().hex
+        self.held: dict[str, Path] = {}
+
+    def path(self, name: str) -> Path:
+        p = self.out / name
+        return p.with_name(f".{p.name}{_CLAIM_SUFFIX}")
+
+    def _info(self) -> bytes:
+        return json.dumps({"pid": os.getpid(), "host": _HOST, "host_tag": _HOST_TAG,
+                           "start": time.time(), "token": self.token}).encode()
+
+    def _stale(self, path: Path) -> tuple[bool, int | None]:
+        """``(stale, inode)`` of the claim at ``path`` (``inode`` None: it is gone)."""
+        try:
+            st = path.stat()
+            text = path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return True, None
+        except OSError:
+            return False, None
+        age = time.time() - st.st_mtime
+        try:
+            info = json.loads(text)
+            pid, tag = int(info["pid"]), str(info["host_tag"])
+        except (ValueError, KeyError, TypeError):  # being written right now, or foreign
+            return age > self.timeout, st.st_ino
+        if tag == _HOST_TAG:
+            if pid == os.getpid():
+                return False, st.st_ino  # another generate() in this process
+            return not _pid_alive(pid), st.st_ino
+        return age > self.timeout, st.st_ino
+
+    def _remove_stale(self, path: Path, inode: int) -> None:
+        """Remove the stale claim ``path`` if it still is the file ``inode``: renamed away
+        first, so of two runs taking over one claim only one succeeds, and a fresh claim
+        created meanwhile is put back."""
+        aside = path.with_name(f"{path.name}.stale-{os.getpid()}-{self.token}")
+        try:
+            os.rename(path, aside)
+        except OSError:
+            return  # gone already: taken over by another run
+        try:
+            if aside.stat().st_ino != inode:  # a fresh claim of a live run: put it back
+                try:
+                    os.link(aside, path)
+                except OSError:
+                    pass
+        finally:
+            with contextlib.suppress(OSError):
+                os.unlink(aside)
+
+    def acquire(self, name: str) -> bool:
+        """Claim ``name``; ``False`` if a live run holds it."""
+        path = self.path(name)
+        for _ in range(3):
+            try:
+                fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            except FileExistsError:
+                stale, inode = self._stale(path)
+                if not stale:
+                    return False
+                if inode is not None:
+                    self._remove_stale(path, inode)
+                continue
+            try:
+                os.write(fd, self._info())
+            finally:
+                os.close(fd)
+            self.held[name] = path
+            return True
+        return False
+
+    def release(self, name: str) -> None:
+        path = self.held.pop(name, None)
+        if path is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(path)
+
+    def release_all(self) -> None:
+        for name in list(self.held):
+            self.release(name)
+
+    def clean(self) -> None:
+        """Remove temporary files of dead owners and stale claims, in every sub-folder."""
+        now = time.time()
+        for root, _, files in os.walk(self.out):
+            for fname in files:
+                path = Path(root) / fname
+                if fname.startswith(_TMP_PREFIX):
+                    m = _TMP_RE.match(fname)
+                    if m is not None and m.group(1) == _HOST_TAG:
+                        dead = not _pid_alive(int(m.group(2)))
+                    else:  # another host, or an older driver's name: by age
+                        try:
+                            dead = now - path.stat().st_mtime > self.timeout
+                        except OSError:
+                            continue
+                    if dead:
+                        with contextlib.suppress(OSError):
+                            path.unlink()
+                elif fname.startswith(".") and fname.endswith(_CLAIM_SUFFIX):
+                    stale, inode = self._stale(path)
+                    if stale and inode is not None:
+                        self._remove_stale(path, inode)
+
+
+# --------------------------------------------------------------------------------------------
+# the failure log
+
+
+@contextlib.contextmanager
+def _folder_lock(folder: Path, name: str) -> Iterator[None]:
+    """An exclusive lock among the runs on ``folder`` (``flock`` on the folder itself on
+    POSIX; a lock file ``.<name>.lock`` elsewhere)."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows
+        fcntl = None
+    if fcntl is not None:
+        fd = os.open(folder, os.O_RDONLY)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(fd, fcntl.LOCK_UN)
+        finally:
+            os.close(fd)
+        return
+    lock = folder / f".{name}.lock"  # pragma: no cover - Windows
+    deadline = time.time() + 30.0
+    while True:
+        try:
+            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+            os.close(fd)
+            break
+        except FileExistsError:
+            try:
+                if time.time() - lock.stat().st_mtime > 60.0:
+                    os.unlink(lock)
+                    continue
+            except OSError:
+                continue
+            if time.time() > deadline:
+                raise TimeoutError(f"could not lock {lock} for 30 s") from None
+            time.sleep(0.05)
+    try:
+        yield
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(lock)
+
+
+class _FailureLog:
+    """``failures.tsv``: one current row per failing ``(name, index)``."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.names: set[str] = set()  # names with a row, as last read
+
+    def check(self) -> None:
+        """At start: the log is a readable, writable file (or absent), its folder writable."""
+        p = self.path
+        if p.exists() or p.is_symlink():
+            if not p.is_file():
+                raise ValueError(f"failure log {p} exists but is not a regular file")
+            if not os.access(p, os.R_OK | os.W_OK):
+                raise PermissionError(f"failure log {p} is not readable and writable")
+        if not os.access(p.parent, os.W_OK | os.X_OK):
+            raise PermissionError(f"cannot write the failure log {p}: its folder is read-only")
+        try:
+            self._read()
+        except UnicodeDecodeError as err:
+            raise ValueError(f"failure log {p} is not UTF-8 text: {err}") from err
+
+    def _read(self) -> tuple[list[str], dict[tuple[str, str], str]]:
+        extra: list[str] = []
+        rows: dict[tuple[str, str], str] = {}
+        try:
+            text = self.path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            text = ""
+        for line in text.splitlines():
+            parts = line.split("\t", 2)
+            if len(parts) == 3:
+                rows[(parts[0], parts[1])] = parts[2]
+            elif line.strip():
+                extra.append(line)  # not ours: kept as it is
+        self.names = {n for n, _ in rows}
+        return extra, rows
+
+    def _update(self, change: Callable[[dict[tuple[str, str], str]], None]) -> None:
+        with _folder_lock(self.path.parent, self.path.name):
+            extra, rows = self._read()
+            before = dict(rows)
+            change(rows)
+            if rows == before:
+                return
+            if rows or extra:
+                body = extra + [f"{n}\t{i}\t{r}" for (n, i), r in rows.items()]
+                atomic_write(self.path, ("\n".join(body) + "\n").encode("utf-8"))
+            else:
+                with contextlib.suppress(FileNotFoundError):
+                    self.path.unlink()
+            self.names = {n for n, _ in rows}
+
+    def _safely(self, change: Callable[[dict[tuple[str, str], str]], None]) -> None:
+        try:
+            self._update(change)
+        except OSError as err:  # checked at start; a later error (disk full) must not stop
+            warnings.warn(f"could not update the failure log {self.path}: {err}",
+                          RuntimeWarning, stacklevel=3)
+
+    def set(self, name: str, index: int, reason: str) -> None:
+        def change(rows: dict[tuple[str, str], str]) -> None:
+            rows[(_one_line(name), str(index))] = reason
+
+        self._safely(change)
+
+    def clear(self, name: str, index: int) -> None:
+        """``name`` (sample ``index``) succeeded: drop its rows (but keep the rows of other
+        samples that wanted the same output name)."""
+        if name not in self.names:
+            return
+
+        def change(rows: dict[tuple[str, str], str]) -> None:
+            for key in [k for k in rows if k[0] == name]:
+                if key[1] == str(index) or not rows[key].startswith(_DUPLICATE):
+                    del rows[key]
+
+        self._safely(change)
+
+
+# --------------------------------------------------------------------------------------------
+# the driver
 
 
 @dataclass
 class GenerateSummary:
-    """What :func:`generate` did."""
+    """What :func:`generate` did.
+
+    ``done`` images were written now, ``skipped`` were finished already (or finished by
+    another run meanwhile), ``failed`` raised (``failures`` lists ``(name, reason)``),
+    ``busy`` were claimed by another live run on the same folder until the end of this one.
+    ``total`` is the number of images this call was responsible for (its shard).
+    """
 
     done: int = 0
     skipped: int = 0
     failed: int = 0
+    busy: int = 0
+    total: int = 0
     out_dir: str = ""
     failures: list[tuple[str, str]] = field(default_factory=list)
 
     def __str__(self) -> str:
         return (
             f"GenerateSummary(done={self.done}, skipped={self.skipped}, failed={self.failed}, "
-            f"out_dir={self.out_dir!r})"
+            f"busy={self.busy}, total={self.total}, out_dir={self.out_dir!r})"
         )
 
 
@@ -162,6 +519,53 @@ def _split_output(out: Any, n: int) -> tuple[list[Any], list[Any] | None]:
     return labels, probs
 
 
+def _check_shard(shard: Any) -> tuple[int, int] | None:
+    if shard is None:
+        return None
+    if (not isinstance(shard, (tuple, list)) or len(shard) != 2
+            or not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool)
+                       for v in shard)):
+        raise TypeError(f"'shard' must be a (rank, world_size) pair of ints, got {shard!r}")
+    rank, world = int(shard[0]), int(shard[1])
+    if world < 1 or not 0 <= rank < world:
+        raise ValueError(f"'shard' must satisfy 0 <= rank < world_size, got {shard!r}")
+    return rank, world
+
+
+def _check_out_dir(out: Path) -> None:
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"'out_dir' {out} exists but is not a folder")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise PermissionError(f"cannot create the output folder {out}: {err}") from err
+    if not os.access(out, os.W_OK | os.X_OK):
+        raise PermissionError(f"the output folder {out} is not writable")
+    try:  # os.access says yes to root and to some network file systems: try it
+        fd, probe = tempfile.mkstemp(prefix=f"{_TMP_PREFIX}{_HOST_TAG}-{os.getpid()}-probe.",
+                                     dir=out)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as err:
+        raise PermissionError(f"the output folder {out} is not writable: {err}") from err
+
+
+def shard_indices(names: Sequence[Any] | None, num_items: int,
+                  shard: tuple[int, int] | None) -> list[int]:
+    """The dataset indices :func:`generate` processes for ``shard = (rank, world_size)``.
+
+    Round-robin over the items sorted by ``str(name)`` (ties and ``names=None``: by index),
+    so every rank computes the same balanced split (sizes differ by at most one) from the
+    name list alone, with no communication; the result is in index order.
+    """
+    if shard is None:
+        return list(range(num_items))
+    rank, world = shard
+    order = (sorted(range(num_items), key=lambda i: str(names[i])) if names is not None
+             else list(range(num_items)))
+    return sorted(order[rank::world])
+
+
 def generate(
     dataset: Sequence[dict[str, Any]],
     method: Callable[..., Any],
@@ -174,59 +578,117 @@ def generate(
     names: Sequence[str] | None = None,
     overwrite: bool = False,
     failures_file: str = "failures.tsv",
+    *,
+    label_transform: Callable[[np.ndarray], np.ndarray] | None = None,
+    palette: np.ndarray | None = None,
+    shard: tuple[int, int] | None = None,
+    on_done: Callable[[str, float], None] | None = None,
+    claim_timeout: float = CLAIM_TIMEOUT,
 ) -> GenerateSummary:
     """Run ``method`` over ``dataset`` and write one label PNG per image, resumably.
 
+    Several runs (processes, machines sharing the folder) may work on one ``out_dir`` at the
+    same time: they split the images through claim files and never delete each other's
+    files (see :mod:`pyg_wsss.pseudo.driver` for the protocol).
+
     Args:
-        dataset: Indexable (``len`` and ``[i]``) of sample dicts (:mod:`pyg_wsss.data`).
+        dataset: Indexable (``len`` and ``[i]``) of sample dicts (:mod:`pyg_wsss.data`). If
+            it has a ``names`` attribute (the readers' relative output stems) and ``names``
+            is not given, those are the output names, so a restart skips finished images
+            without loading them; a loaded sample whose ``"name"`` disagrees is a failure.
         method: ``method(samples: list[dict]) -> labels`` or ``-> (labels, probs)``, with
             ``labels`` one ``[H, W]`` integer map per sample (255 = unlabelled) and ``probs``
             one ``[K, H, W]`` float array per sample. If it takes a ``device`` argument, the
             ``device`` is passed.
-        out_dir: Output folder (created). Files: ``<name>.png`` (palette PNG, VOC colours),
+        out_dir: Output folder (created). Files: ``<name>.png`` (palette PNG),
             ``<name>.npy`` / ``<name>.npz`` (probabilities, with ``save_probs``), and
-            ``failures.tsv`` (``name``, ``index``, ``reason``; appended to).
+            ``failures.tsv`` (``name``, ``index``, ``reason``: one current row per failing
+            image).
         batch_size: Samples per method call (> 0). If a batch fails, its samples are retried
             one by one so only the failing ones are logged.
         device: Passed to ``method`` when it accepts it.
         save_probs: Also save the probabilities (the method must return them).
         probs_format: ``"npy"`` or ``"npz"`` (compressed).
         progress: Show a tqdm progress bar (if tqdm is installed).
-        names: Output names per index (default: ``sample["name"]``, else the zero-padded
-            index). Characters outside ``[A-Za-z0-9._-]`` become ``_``.
-        overwrite: Recompute images whose outputs already exist.
+        names: Output names per index (default: ``dataset.names`` if it exists, else
+            ``sample["name"]``, else the zero-padded index). A name may contain ``/``: the
+            PNG goes to ``out_dir/<sub/dir>/<stem>.png`` (folders created). In every path
+            component, characters outside ``[A-Za-z0-9._-]`` become ``_`` (and leading and
+            trailing ``.``/``_`` are dropped); an absolute name, a ``..`` component or an
+            empty component is refused: that image fails with a reason naming it.
+        overwrite: Recompute images whose outputs already exist (meant for one run at a
+            time: concurrent overwriting runs each recompute everything).
         failures_file: Name of the failure log inside ``out_dir``.
+        label_transform: Applied to every label map (as a numpy array) before it is
+            written, e.g. contiguous class indices -> dataset category ids; must keep the
+            shape and give integers in ``0..255``.
+        palette: ``[K, 3]`` colours of the written PNGs (``K <= 256``; default the VOC
+            palette). The pixel values are the label values whatever the colours.
+        shard: ``(rank, world_size)``: process only this rank's share, a round-robin over
+            the images sorted by output name (by index when the names are only known after
+            loading); see :func:`shard_indices`. Every rank computes the same split.
+        on_done: Called as ``on_done(name, seconds)`` after each image is written
+            (``seconds``: its loading and writing time plus its share of the method call).
+            An exception it raises stops the run (claims are released; images of the batch
+            not yet written are computed again by the next run).
+        claim_timeout: Seconds after which a claim or temporary file left by another host
+            counts as abandoned (on this host, a dead owner process is detected at once).
 
     Returns:
         :class:`GenerateSummary` with ``done`` (written now), ``skipped`` (already present),
-        ``failed`` and the ``(name, reason)`` list.
+        ``failed``, ``busy`` (left to another live run) and the ``(name, reason)`` list.
+
+    Raises:
+        TypeError, ValueError: a bad argument (named in the message).
+        PermissionError, ValueError: ``out_dir`` or the failure log cannot be written; raised
+            at start, before any image is loaded or computed.
 
     An image counts as finished when its PNG (and, with ``save_probs``, its probability
     file) exists; since both are written atomically (temporary file + :func:`os.replace`),
     an interrupted run restarted with the same arguments recomputes only the rest.
-    Temporary files of an interrupted run are removed at start.
     """
     if not callable(method):
         raise TypeError(f"'method' must be callable, got {type(method).__name__}")
     check_positive(batch_size, "batch_size", integer=True)
     check_choice(probs_format, ("npy", "npz"), "probs_format")
+    for arg, value in (("label_transform", label_transform), ("on_done", on_done)):
+        if value is not None and not callable(value):
+            raise TypeError(f"'{arg}' must be callable or None, got {type(value).__name__}")
+    shard = _check_shard(shard)
+    if isinstance(claim_timeout, bool) or not isinstance(claim_timeout, (int, float)) \
+            or not claim_timeout > 0:
+        raise ValueError(f"'claim_timeout' must be a positive number, got {claim_timeout!r}")
+    if not isinstance(failures_file, str) or not failures_file or "/" in failures_file \
+            or failures_file in (".", ".."):
+        raise ValueError(f"'failures_file' must be a file name, got {failures_file!r}")
+    if palette is not None:  # validated now, not at the first image
+        label_png_bytes(np.zeros((1, 1), np.uint8), palette)
     try:
         n_items = len(dataset)
     except TypeError as err:
         raise TypeError("'dataset' must support len() and indexing") from err
-    if names is not None and len(names) != n_items:
-        raise ValueError(f"'names' has {len(names)} entries for {n_items} samples")
+    names_arg = "names"
+    from_dataset = False
+    if names is None and getattr(dataset, "names", None) is not None:
+        names, names_arg, from_dataset = dataset.names, "dataset.names", True
+    if names is not None:
+        if isinstance(names, str):
+            raise TypeError(f"'{names_arg}' must be a sequence of names, not a string")
+        names = list(names)
+        if len(names) != n_items:
+            raise ValueError(f"'{names_arg}' has {len(names)} entries for {n_items} samples")
+
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    for stale in out.glob(_TMP_PREFIX + "*"):
-        try:
-            stale.unlink()
-        except OSError:
-            pass
+    _check_out_dir(out)
+    flog = _FailureLog(out / failures_file)
+    flog.check()
+    claims = _Claims(out, float(claim_timeout))
+    claims.clean()
+
     device = torch.device(device)
     pass_device = _accepts_device(method)
-    summary = GenerateSummary(out_dir=str(out))
-    fail_path = out / failures_file
+    indices = shard_indices(names, n_items, shard)
+    summary = GenerateSummary(out_dir=str(out), total=len(indices))
     seen: set[str] = set()
 
     def outputs(name: str) -> list[Path]:
@@ -235,18 +697,28 @@ def generate(
             paths.append(out / f"{name}.{probs_format}")
         return paths
 
+    def finished(name: str) -> bool:
+        return not overwrite and all(p.exists() for p in outputs(name))
+
     def log_failure(name: str, index: int, err: BaseException | str) -> None:
-        reason = err if isinstance(err, str) else f"{type(err).__name__}: {err}"
-        reason = " ".join(str(reason).split())
+        reason = _reason(err)
         summary.failed += 1
         summary.failures.append((name, reason))
-        with open(fail_path, "a", encoding="utf-8") as f:
-            f.write(f"{name}\t{index}\t{reason}\n")
-            f.flush()
+        flog.set(name, index, reason)
+
+    def skip(name: str, index: int) -> None:
+        summary.skipped += 1
+        flog.clear(name, index)
 
     def write(name: str, labels: Any, probs: Any) -> None:
-        lab = _as_label_array(labels)
-        png = _png_bytes(lab)
+        arr = _to_array(labels)
+        if label_transform is not None:
+            mapped = np.asarray(label_transform(arr))
+            if mapped.shape != arr.shape:
+                raise ValueError(f"label_transform changed the label map shape from "
+                                 f"{arr.shape} to {mapped.shape}")
+            arr = mapped
+        png = label_png_bytes(arr, palette)
         pb = None
         if save_probs:
             if probs is None:
@@ -256,9 +728,10 @@ def generate(
             atomic_write(out / f"{name}.{probs_format}", pb)
         atomic_write(out / f"{name}.png", png)
 
-    def run(batch: list[tuple[int, str, dict]]) -> None:
-        samples = [s for _, _, s in batch]
+    def run(batch: list[tuple[int, str, dict, float]]) -> None:
+        samples = [s for _, _, s, _ in batch]
         kwargs = {"device": device} if pass_device else {}
+        start = time.perf_counter()
         try:
             labels, probs = _split_output(method(samples, **kwargs), len(samples))
         except Exception as err:  # noqa: BLE001 - logged per image
@@ -267,65 +740,134 @@ def generate(
                     run([item])
                 return
             log_failure(batch[0][1], batch[0][0], err)
+            claims.release(batch[0][1])
             return
-        for j, (index, name, _) in enumerate(batch):
+        share = (time.perf_counter() - start) / len(batch)
+        for j, (index, name, _, load_s) in enumerate(batch):
+            t0 = time.perf_counter()
             try:
                 write(name, labels[j], None if probs is None else probs[j])
-                summary.done += 1
             except Exception as err:  # noqa: BLE001
                 log_failure(name, index, err)
+                continue
+            finally:
+                claims.release(name)
+            summary.done += 1
+            flog.clear(name, index)
+            if on_done is not None:
+                on_done(name, load_s + share + time.perf_counter() - t0)
+
+    def resolve(index: int, sample: Any) -> str | None:
+        """The output name of ``index`` (``sample`` given when it was loaded for it)."""
+        raw = names[index] if names is not None else (
+            sample.get("name") if isinstance(sample, dict) else None)
+        try:
+            return _safe_name(raw, index)
+        except ValueError as err:
+            log_failure(_one_line(raw), index, err)
+            return None
+
+    def load(index: int, name: str | None) -> tuple[Any, float] | None:
+        t0 = time.perf_counter()
+        try:
+            sample = dataset[index]
+        except Exception as err:  # noqa: BLE001
+            log_failure(name if name is not None else f"{index:06d}", index, err)
+            return None
+        if from_dataset and isinstance(sample, dict) and sample.get("name") is not None \
+                and str(sample["name"]) != str(names[index]):
+            log_failure(name, index, f"ValueError: sample {index} has name "
+                        f"{sample['name']!r} but dataset.names[{index}] is {names[index]!r}")
+            return None
+        return sample, time.perf_counter() - t0
+
+    def prepare(index: int, revisit: bool = False) -> tuple[int, str, dict, float] | str:
+        """Claim and load one image: the pending item, or what happened instead
+        (``"skip"``, ``"busy"``, ``"fail"``)."""
+        sample, load_s = None, 0.0
+        if names is not None:
+            name = resolve(index, None)
+        else:
+            loaded = load(index, None)
+            if loaded is None:
+                return "fail"
+            sample, load_s = loaded
+            name = resolve(index, sample)
+        if name is None:
+            return "fail"
+        if not revisit:
+            if name in seen:
+                log_failure(name, index, f"{_DUPLICATE} (sample {index})")
+                return "fail"
+            seen.add(name)
+        if finished(name):
+            skip(name, index)
+            return "skip"
+        try:
+            (out / name).parent.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            log_failure(name, index, err)
+            return "fail"
+        if not claims.acquire(name):
+            return "busy"
+        if finished(name):  # finished by another run between the check and the claim
+            claims.release(name)
+            skip(name, index)
+            return "skip"
+        if sample is None:
+            loaded = load(index, name)
+            if loaded is None:
+                claims.release(name)
+                return "fail"
+            sample, load_s = loaded
+        return index, name, sample, load_s
 
     bar = None
     if progress and available("tqdm.auto"):
         from tqdm.auto import tqdm
 
-        bar = tqdm(total=n_items, desc="pseudo labels", unit="img")
-    pending: list[tuple[int, str, dict]] = []
-    try:
-        for index in range(n_items):
-            sample = None
-            if names is not None:
-                name = _safe_name(names[index], index)
-            else:
-                try:
-                    sample = dataset[index]
-                    raw = sample.get("name") if isinstance(sample, dict) else None
-                except Exception as err:  # noqa: BLE001
-                    log_failure(f"{index:06d}", index, err)
-                    if bar is not None:
-                        bar.update(1)
-                    continue
-                name = _safe_name(raw, index)
-            if name in seen:
-                log_failure(name, index, "duplicate output name")
-                if bar is not None:
-                    bar.update(1)
-                continue
-            seen.add(name)
-            if not overwrite and all(p.exists() for p in outputs(name)):
-                summary.skipped += 1
-                if bar is not None:
-                    bar.update(1)
-                continue
-            if sample is None:
-                try:
-                    sample = dataset[index]
-                except Exception as err:  # noqa: BLE001
-                    log_failure(name, index, err)
-                    if bar is not None:
-                        bar.update(1)
-                    continue
-            pending.append((index, name, sample))
-            if len(pending) == batch_size:
-                run(pending)
-                if bar is not None:
-                    bar.update(len(pending))
-                pending = []
+        bar = tqdm(total=len(indices), desc="pseudo labels", unit="img")
+
+    def tick(k: int = 1) -> None:
+        if bar is not None:
+            bar.update(k)
+
+    pending: list[tuple[int, str, dict, float]] = []
+    busy: list[int] = []
+
+    def flush() -> None:
+        nonlocal pending
         if pending:
-            run(pending)
-            if bar is not None:
-                bar.update(len(pending))
+            batch, pending = pending, []
+            run(batch)
+            tick(len(batch))
+
+    try:
+        for index in indices:
+            item = prepare(index)
+            if item == "busy":
+                busy.append(index)
+            elif isinstance(item, tuple):
+                pending.append(item)
+                if len(pending) == batch_size:
+                    flush()
+            else:
+                tick()
+        flush()
+        for index in busy:  # once more: finished meanwhile, or abandoned by its owner
+            item = prepare(index, revisit=True)
+            if item == "busy":
+                summary.busy += 1
+                tick()
+            elif isinstance(item, tuple):
+                pending.append(item)
+                if len(pending) == batch_size:
+                    flush()
+            else:
+                tick()
+        flush()
     finally:
+        claims.release_all()
         if bar is not None:
             bar.close()
     return summary

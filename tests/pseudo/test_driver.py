@@ -61,9 +61,10 @@ def test_probabilities_names_and_device(tmp_path):
         np.testing.assert_allclose(np.load(tmp_path / "a" / f"{i:06d}.npy"), 1 / 3)
     s = generate(ds, method, tmp_path / "b", save_probs=True, probs_format="npz",
                  names=["x/1", "y 2", "z"], progress=False)
-    assert s.done == 3
-    assert sorted(p.name for p in (tmp_path / "b").iterdir()) == [
-        "x_1.npz", "x_1.png", "y_2.npz", "y_2.png", "z.npz", "z.png"]
+    assert s.done == 3  # "/" makes a sub-folder (issue 14); other characters become "_"
+    assert sorted(p.relative_to(tmp_path / "b").as_posix()
+                  for p in (tmp_path / "b").rglob("*") if p.is_file()) == [
+        "x/1.npz", "x/1.png", "y_2.npz", "y_2.png", "z.npz", "z.png"]
     assert np.load(tmp_path / "b" / "z.npz")["probs"].shape == (3, 4, 4)
 
 
@@ -200,3 +201,266 @@ def test_killed_run_resumes_without_partial_files(tmp_path):
         assert np.all(_read(out / f"im{i:02d}.png") == i)
     assert not [n for n in os.listdir(out) if "tmp" in n]
     assert Path(out).is_dir()
+
+
+# --------------------------------------------------------------------------------------------
+# issue 17 item 5 and issue 14: failure rows, start-up checks, no-load restarts, sub-folders
+
+
+def test_one_failure_row_per_image_across_restarts_and_cleared_on_success(tmp_path):
+    ds = _dataset(5)
+    state = {"fix": False}
+
+    def flaky(samples):
+        if any(s["value"] in (1, 3) for s in samples) and not (
+                state["fix"] and samples[0]["value"] == 3):
+            raise RuntimeError(f"bad {samples[0]['value']}")
+        return _method(samples)
+
+    log = tmp_path / "failures.tsv"
+    for _ in range(3):  # a permanently failing image is not appended again on restart
+        s = generate(ds, flaky, tmp_path, progress=False)
+        assert s.failed == 2
+        assert log.read_text().splitlines() == ["img_1\t1\tRuntimeError: bad 1",
+                                                "img_3\t3\tRuntimeError: bad 3"]
+    state["fix"] = True  # img_3 recovers: its row goes, img_1's stays
+    s = generate(ds, flaky, tmp_path, progress=False)
+    assert (s.done, s.failed, s.skipped) == (1, 1, 3)
+    assert log.read_text().splitlines() == ["img_1\t1\tRuntimeError: bad 1"]
+    s = generate(ds, _method, tmp_path, progress=False)
+    assert (s.done, s.failed, s.skipped) == (1, 0, 4)
+    assert not log.exists()  # no failing image left: no log
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+
+
+def test_failure_row_of_an_image_finished_elsewhere_is_cleared_without_loading(tmp_path):
+    ds = _dataset(2)
+    (tmp_path / "failures.tsv").write_text("img_0\t0\tOSError: was unreadable\nnot a row\n")
+    save_label_png(np.zeros((6, 7), np.uint8), tmp_path / "img_0.png")
+    s = generate(ds, _method, tmp_path, names=["img_0", "img_1"], progress=False)
+    assert (s.done, s.skipped) == (1, 1)
+    assert (tmp_path / "failures.tsv").read_text() == "not a row\n"  # foreign lines kept
+
+
+def _unwritable_cases(tmp_path, monkeypatch, case):
+    out = tmp_path / "out"
+    out.mkdir()
+    if case == "log-is-folder":
+        (out / "failures.tsv").mkdir()
+        return out, ValueError, "failures.tsv"
+    if case == "log-read-only":
+        (out / "failures.tsv").write_text("")
+        (out / "failures.tsv").chmod(0o444)
+        real = os.access
+        # root may write a 0o444 file anyway: make the check see what a user would
+        monkeypatch.setattr(os, "access", lambda p, mode, **kw: (
+            False if Path(p).name == "failures.tsv" and mode & os.W_OK else real(p, mode, **kw)))
+        return out, PermissionError, "failures.tsv"
+    if case == "out-is-file":
+        (tmp_path / "file").write_text("x")
+        return tmp_path / "file", ValueError, "file"
+    if case == "out-read-only":
+        import tempfile
+
+        def refuse(*args, **kwargs):
+            raise PermissionError(13, "Permission denied")
+
+        monkeypatch.setattr(tempfile, "mkstemp", refuse)
+        return out, PermissionError, "out"
+    raise AssertionError(case)
+
+
+@pytest.mark.parametrize("case", ["log-is-folder", "log-read-only", "out-is-file",
+                                  "out-read-only"])
+def test_unwritable_output_is_an_error_before_any_work(tmp_path, monkeypatch, case):
+    out, err, where = _unwritable_cases(tmp_path, monkeypatch, case)
+    calls = []
+
+    class Loud(list):
+        def __getitem__(self, i):
+            calls.append(("load", i))
+            return super().__getitem__(i)
+
+    def method(samples):
+        calls.append("method")
+        return _method(samples)
+
+    with pytest.raises(err, match=where):
+        generate(Loud(_dataset(3)), method, out, progress=False)
+    assert calls == []
+
+
+class _Counting:
+    """A dataset with ``names`` whose ``__getitem__`` raises once ``broken`` is set."""
+
+    def __init__(self, n, names=None):
+        self.items = _dataset(n)
+        self.names = names or [s["name"] for s in self.items]
+        self.loaded = []
+        self.broken = False
+
+    def __len__(self):
+        return len(self.items)
+
+    def __getitem__(self, i):
+        self.loaded.append(i)
+        if self.broken:
+            raise AssertionError(f"sample {i} loaded")
+        return self.items[i]
+
+
+def test_restart_skips_finished_images_without_loading_them(tmp_path):
+    ds = _Counting(4)
+    s = generate(ds, _method, tmp_path, progress=False)
+    assert s.done == 4 and sorted(ds.loaded) == [0, 1, 2, 3]
+    ds.loaded.clear()
+    ds.broken = True  # __getitem__ raises: a restart must not call it for finished images
+    s = generate(ds, _method, tmp_path, progress=False)
+    assert (s.done, s.skipped, s.failed) == (0, 4, 0) and ds.loaded == []
+    # the same with explicit names on a plain list
+    s = generate(ds, _method, tmp_path, names=ds.names, progress=False)
+    assert s.skipped == 4 and ds.loaded == []
+    # one image removed: only that one is loaded
+    (tmp_path / "img_2.png").unlink()
+    ds.broken = False
+    s = generate(ds, _method, tmp_path, progress=False)
+    assert (s.done, s.skipped) == (1, 3) and ds.loaded == [2]
+
+
+def test_dataset_names_must_match_the_samples(tmp_path):
+    ds = _Counting(2, names=["img_0", "other"])
+    s = generate(ds, _method, tmp_path, progress=False)
+    assert (s.done, s.failed) == (1, 1) and "dataset.names[1]" in s.failures[0][1]
+    bad = _Counting(2, names=["a"])
+    with pytest.raises(ValueError, match="dataset.names"):
+        generate(bad, _method, tmp_path / "b", progress=False)
+
+
+def test_sub_folder_names(tmp_path):
+    ds = _dataset(3)
+    names = ["train/2017/a b", "train/c", "val/deep/er/d"]
+    s = generate(ds, _method, tmp_path, names=names, progress=False)
+    assert s.done == 3
+    files = sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*")
+                   if p.is_file())
+    assert files == ["train/2017/a_b.png", "train/c.png", "val/deep/er/d.png"]
+    assert np.all(_read(tmp_path / "val/deep/er/d.png") == 2)
+    s = generate(ds, _method, tmp_path, names=names, progress=False)
+    assert s.skipped == 3
+    # names from the samples themselves, too
+    named = [dict(s, name=n) for s, n in zip(_dataset(3), names)]
+    s = generate(named, _method, tmp_path / "b", progress=False)
+    assert s.done == 3 and (tmp_path / "b/val/deep/er/d.png").is_file()
+
+
+@pytest.mark.parametrize("bad, what", [
+    ("../escape", "'..'"), ("a/../../b", "'..'"), ("/etc/passwd", "absolute"),
+    ("a//b", "empty component"), ("a/b/", "empty component"), ("a/???/b", "empty component"),
+])
+def test_unsafe_names_are_refused_naming_the_sample(tmp_path, bad, what):
+    out = tmp_path / "out"
+    for source in ("names", "sample"):
+        ds = _dataset(3)
+        kwargs = {}
+        if source == "names":
+            kwargs["names"] = ["ok0", bad, "ok2"]
+        else:
+            ds[1]["name"] = bad
+        s = generate(ds, _method, out / source, progress=False, **kwargs)
+        assert (s.done, s.failed) == (2, 1)
+        reason = s.failures[0][1]
+        assert what in reason and "sample 1" in reason and bad in reason
+        assert "sample 1" in (out / source / "failures.tsv").read_text()
+    assert sorted(p.name for p in tmp_path.rglob("*.png")) == sorted(
+        ["ok0.png", "ok2.png", "img_0.png", "img_2.png"])
+
+
+def test_label_transform_palette_and_on_done(tmp_path):
+    ids = np.array([0, 7, 42, 99], np.uint8)  # contiguous -> category ids
+    pal = np.zeros((256, 3), np.uint8)
+    pal[42] = (1, 2, 3)
+    done = []
+    s = generate(_dataset(4), _method, tmp_path, progress=False,
+                 label_transform=lambda lab: ids[lab], palette=pal,
+                 on_done=lambda name, sec: done.append((name, sec)))
+    assert s.done == 4
+    for i in range(4):
+        assert np.all(_read(tmp_path / f"img_{i}.png") == ids[i])
+    assert Image.open(tmp_path / "img_2.png").getpalette()[42 * 3:42 * 3 + 3] == [1, 2, 3]
+    assert [n for n, _ in done] == [f"img_{i}" for i in range(4)]
+    assert all(isinstance(sec, float) and sec >= 0 for _, sec in done)
+    s = generate(_dataset(2), _method, tmp_path / "b", progress=False,
+                 label_transform=lambda lab: lab[:1])
+    assert s.failed == 2 and "shape" in s.failures[0][1]
+    s = generate(_dataset(2), _method, tmp_path / "c", progress=False,
+                 label_transform=lambda lab: lab.astype(np.int64) + 300)
+    assert s.failed == 2 and "0..255" in s.failures[0][1]
+
+
+def test_shards_split_the_sorted_names_round_robin(tmp_path):
+    from pyg_wsss.pseudo import shard_indices
+
+    names = [f"img_{i}" for i in (3, 0, 4, 1, 2)]
+    assert shard_indices(names, 5, (0, 2)) == [1, 2, 4]  # sorted: img_0 img_1 img_2 ...
+    assert shard_indices(names, 5, (1, 2)) == [0, 3]
+    assert shard_indices(None, 5, (1, 2)) == [1, 3]
+    ds = [dict(s, name=n) for s, n in zip(_dataset(5), names)]
+    total = []
+    for rank in range(3):
+        s = generate(ds, _method, tmp_path, names=names, shard=(rank, 3), progress=False)
+        assert s.total == len(shard_indices(names, 5, (rank, 3))) == s.done
+        total.append(s.done)
+    assert sorted(total) == [1, 2, 2] and len(list(tmp_path.glob("*.png"))) == 5
+
+
+@pytest.mark.parametrize("kwargs, err, match", [
+    ({"shard": (2, 2)}, ValueError, "shard"),
+    ({"shard": (0,)}, TypeError, "shard"),
+    ({"shard": (0.0, 1)}, TypeError, "shard"),
+    ({"label_transform": 3}, TypeError, "label_transform"),
+    ({"on_done": "x"}, TypeError, "on_done"),
+    ({"palette": np.zeros((300, 3), np.uint8)}, ValueError, "palette"),
+    ({"palette": np.zeros((4, 4), np.uint8)}, ValueError, "palette"),
+    ({"claim_timeout": 0}, ValueError, "claim_timeout"),
+    ({"failures_file": "a/b.tsv"}, ValueError, "failures_file"),
+    ({"names": "abc"}, TypeError, "names"),
+])
+def test_bad_new_arguments(tmp_path, kwargs, err, match):
+    with pytest.raises(err, match=match):
+        generate(_dataset(3), _method, tmp_path, progress=False, **kwargs)
+    assert not list(tmp_path.glob("*.png"))
+
+
+def test_temp_files_and_claims_of_live_owners_are_kept(tmp_path):
+    """A starting run removes only temporary files and claims of dead owners."""
+    import json
+
+    from pyg_wsss.pseudo import driver
+
+    live = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    try:
+        tag = driver._HOST_TAG
+        live_tmp = tmp_path / f".pyg_wsss-tmp-{tag}-{live.pid}-img_0.png.abc"
+        dead_tmp = tmp_path / f".pyg_wsss-tmp-{tag}-{dead.pid}-img_1.png.abc"
+        for p in (live_tmp, dead_tmp):
+            p.write_bytes(b"partial")
+
+        def claim(name, pid):
+            info = {"pid": pid, "host": driver._HOST, "host_tag": tag, "start": time.time()}
+            (tmp_path / f".{name}.claim").write_text(json.dumps(info))
+
+        claim("img_0", live.pid)  # a live run computes img_0 right now
+        claim("img_1", dead.pid)  # a killed run left img_1 claimed
+        s = generate(_dataset(3), _method, tmp_path, progress=False)
+        assert (s.done, s.busy) == (2, 1)
+        assert live_tmp.exists() and not dead_tmp.exists()
+        assert (tmp_path / ".img_0.claim").exists() and not (tmp_path / ".img_1.claim").exists()
+        assert sorted(p.name for p in tmp_path.glob("*.png")) == ["img_1.png", "img_2.png"]
+    finally:
+        live.kill()
+        live.wait()
+    s = generate(_dataset(3), _method, tmp_path, progress=False)  # its owner is gone now
+    assert (s.done, s.skipped, s.busy) == (1, 2, 0)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["img_0.png", "img_1.png", "img_2.png"]
