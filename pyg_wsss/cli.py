@@ -1,0 +1,839 @@
+"""The ``pyg-wsss`` command: pseudo-labels for your own dataset, their evaluation and pictures.
+
+Sub-commands (``pyg-wsss <command> --help`` shows each one with a worked example):
+
+* ``pseudo-label``: run a method (:mod:`pyg_wsss.pipelines.methods`) over a dataset read by
+  :func:`pyg_wsss.data.open_dataset` with the resumable driver
+  :func:`pyg_wsss.pseudo.generate`; writes one palette PNG per image (pixel values = the
+  dataset's category ids), ``classes.json``, ``run.json`` and ``failures.tsv``;
+* ``evaluate``: mIoU and per-class IoU of a folder of label PNGs against ground truth;
+* ``show``: an overlay grid (image | labels | ground truth) with a class-colour legend;
+* ``demo`` / ``bench``: the demo (:mod:`pyg_wsss.demo`) and the benchmark scripts.
+
+The command only wires readers, methods and the driver together. Exit codes: 0 all done,
+1 some images failed (listed in ``failures.tsv``), 2 bad arguments or an unreadable dataset
+(one line on stderr, ``pyg-wsss: error: <reason>``).
+"""
+from __future__ import annotations
+
+import argparse
+import inspect
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from importlib import metadata
+from pathlib import Path
+from typing import Any, NoReturn, Sequence
+
+import numpy as np
+
+PROG = "pyg-wsss"
+IGNORE = 255
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
+
+
+class CommandError(Exception):
+    """A problem that ends the command with exit code 2 and one line on stderr."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with a one-line ``pyg-wsss: error: <reason>`` on bad arguments."""
+
+    def error(self, message: str) -> NoReturn:
+        hint = f" (see {self.prog} --help)"
+        sys.stderr.write(f"{PROG}: error: {message}{hint}\n")
+        sys.exit(2)
+
+
+_Formatter = argparse.RawDescriptionHelpFormatter
+
+
+# ============================================================================ helpers
+def _fail(message: str) -> NoReturn:
+    raise CommandError(message)
+
+
+def _read_config(path: str | None) -> dict[str, Any] | None:
+    """Method settings from a JSON or TOML file (a flat table of ``key = value``; a table
+    named after the method is accepted too)."""
+    if path is None:
+        return None
+    p = Path(path)
+    if not p.is_file():
+        _fail(f"config file not found: {p}")
+    text = p.read_text(encoding="utf-8")
+    if p.suffix.lower() == ".toml":
+        import tomllib
+
+        try:
+            data = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as err:
+            _fail(f"malformed TOML in {p}: {err}")
+    else:
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as err:
+            _fail(f"malformed JSON in {p}: {err.msg} at line {err.lineno} column {err.colno}")
+    if not isinstance(data, dict):
+        _fail(f"{p} must hold a table of settings, got {type(data).__name__}")
+    return data
+
+
+def _method_config(data: dict[str, Any] | None, method: str) -> dict[str, Any] | None:
+    if data is None:
+        return None
+    if set(data) == {method} and isinstance(data[method], dict):
+        return dict(data[method])
+    return data
+
+
+def _versions() -> dict[str, str]:
+    out = {"python": platform.python_version()}
+    for dist in ("pyg-wsss", "torch", "torch_geometric", "numpy", "opencv-python-headless",
+                 "pycocotools", "pydensecrf2"):
+        try:
+            out[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            continue
+    return out
+
+
+def _atomic_json(path: Path, obj: Any) -> None:
+    from .pseudo.driver import atomic_write
+
+    atomic_write(path, (json.dumps(obj, indent=2, sort_keys=False) + "\n").encode("utf-8"))
+
+
+def _open_dataset(args: argparse.Namespace, need_images: bool = True) -> Any:
+    """The dataset of ``--images`` and the annotation options; exits 2 when unreadable."""
+    try:
+        from .data import open_dataset
+    except ImportError as err:  # pragma: no cover - readers missing in this version
+        _fail(f"this version of pyg_wsss has no dataset readers ({err})")
+    kwargs = {}
+    for key in ("coco", "voc_xml", "masks", "scribbles", "points", "tags"):
+        value = getattr(args, key, None)
+        if value is not None:
+            kwargs[key] = value
+    images = getattr(args, "images", None)
+    if need_images and images is None:
+        _fail("--images DIR is required")
+    if images is not None and not Path(images).is_dir():
+        _fail(f"--images: not a folder: {images}")
+    try:
+        return open_dataset(images, **kwargs)
+    except ImportError as err:
+        _fail(str(err).splitlines()[0])
+    except (ValueError, OSError, KeyError, TypeError) as err:
+        _fail(" ".join(str(err).split()) or type(err).__name__)
+
+
+def _lookup_to_contiguous(category_ids: Sequence[int]) -> np.ndarray:
+    """``uint8 [256]`` table: dataset id -> contiguous index (unknown ids -> 255)."""
+    table = np.full(256, IGNORE, dtype=np.uint8)
+    for k, cid in enumerate(category_ids):
+        if 0 <= int(cid) < 256:
+            table[int(cid)] = k
+    return table
+
+
+def _read_png(path: Path) -> np.ndarray:
+    """A label PNG's raw values (palette indices or grey levels), ``uint8 [H, W]``."""
+    from PIL import Image
+
+    with Image.open(path) as img:
+        if img.mode not in ("P", "L"):
+            raise ValueError(f"{path}: a label PNG must be palette or greyscale, got {img.mode}")
+        return np.asarray(img, dtype=np.uint8)
+
+
+# ============================================================================ pseudo-label
+PSEUDO_EXAMPLE = """\
+example (a COCO detection dataset with images in sub-folders, A2GNN from the boxes):
+
+  pyg-wsss pseudo-label --images data/images --coco data/instances.json \\
+      --supervision box --method a2gnn --out labels/ --device auto
+
+  writes labels/<file_name without extension>.png for every image (sub-folders mirrored):
+  palette PNGs whose pixel values are the dataset's category ids (0 = background,
+  255 = unlabelled), labels/classes.json (value -> class name), labels/run.json
+  (arguments, package versions, device, seconds per image, counts) and
+  labels/failures.tsv (images that failed, with the reason). Run the same command again
+  after an interruption: finished images are skipped. --overwrite recomputes them.
+
+other inputs:
+  --voc-xml Annotations/            Pascal VOC XML boxes (difficult objects honoured)
+  --masks SegmentationClass/        label PNGs (ground truth; tags from them)
+  --scribbles DIR / --points FILE   scribble PNGs / point JSON for those supervisions
+  --tags FILE                       image tags (CSV or JSON) for tag supervision
+
+methods and supervisions:
+{methods}
+
+settings: --config FILE (JSON or TOML, flat "key = value"), e.g. for a2gnn
+  {{"stage1_epochs": 20, "stage2_epochs": 20, "hidden_channels": 32, "affinity_epochs": 3}}
+unknown keys are an error that names them.
+
+exit codes: 0 all images done; 1 some images failed (see OUT/failures.tsv);
+2 bad arguments or an unreadable dataset.
+"""
+
+
+def _methods_help() -> str:
+    from .pipelines.methods import method_summaries
+
+    lines = []
+    for name, (sups, summary) in method_summaries().items():
+        lines.append(f"  {name:<12} ({', '.join(sups)}): {summary}")
+    return "\n".join(lines)
+
+
+def _add_dataset_args(p: argparse.ArgumentParser, images_required: bool) -> None:
+    p.add_argument("--images", metavar="DIR", required=images_required,
+                   help="folder of the images (file names as in the annotations)")
+    p.add_argument("--coco", metavar="FILE", help="COCO instances JSON (boxes, masks)")
+    p.add_argument("--voc-xml", metavar="DIR", dest="voc_xml",
+                   help="folder of Pascal VOC XML annotations (boxes)")
+    p.add_argument("--masks", metavar="DIR", help="folder of label PNGs (palette or grey)")
+
+
+def _add_pseudo_label(sub: Any) -> None:
+    from .pipelines.methods import METHODS, SUPERVISION_KEYS
+
+    p = sub.add_parser(
+        "pseudo-label", formatter_class=_Formatter,
+        help="pseudo-labels for a dataset with a weakly supervised method",
+        description="Make pixel pseudo-labels for every image of a dataset from weak labels "
+                    "(boxes, image tags, scribbles or points), resumably.",
+        epilog=PSEUDO_EXAMPLE.format(methods=_methods_help()),
+    )
+    _add_dataset_args(p, images_required=True)
+    p.add_argument("--scribbles", metavar="DIR", help="folder of scribble PNGs")
+    p.add_argument("--points", metavar="FILE", help="point annotations (JSON)")
+    p.add_argument("--tags", metavar="FILE", help="image tags (CSV or JSON)")
+    p.add_argument("--supervision", required=True, choices=list(SUPERVISION_KEYS))
+    p.add_argument("--method", required=True, choices=list(METHODS))
+    p.add_argument("--out", required=True, metavar="DIR", help="output folder (created)")
+    p.add_argument("--device", default="cpu",
+                   help="cpu, cuda, cuda:N or auto (cuda when available) [cpu]")
+    p.add_argument("--config", metavar="FILE", help="method settings (JSON or TOML)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="recompute images whose PNG already exists")
+    p.add_argument("--batch-size", type=int, default=1, metavar="N",
+                   help="images per method call [1]")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.set_defaults(func=cmd_pseudo_label)
+
+
+def _given(args: argparse.Namespace, *keys: str) -> list[str]:
+    return [k for k in keys if getattr(args, k, None) is not None]
+
+
+def cmd_pseudo_label(args: argparse.Namespace) -> int:
+    """``pyg-wsss pseudo-label``."""
+    from .pipelines.methods import MethodError, check_combination, check_dataset, get_method
+
+    given = _given(args, "coco", "voc_xml", "masks")
+    if len(given) > 1:
+        flags = ", ".join("--" + g.replace("_", "-") for g in given)
+        _fail(f"give only one of --coco FILE, --voc-xml DIR or --masks DIR (got {flags})")
+    if not given and not _given(args, "tags", "scribbles", "points"):
+        _fail("give the annotations: --coco FILE, --voc-xml DIR or --masks DIR (or only "
+              "--tags / --scribbles / --points)")
+    if args.batch_size < 1:
+        _fail(f"--batch-size must be at least 1, got {args.batch_size}")
+    try:
+        check_combination(args.method, args.supervision)
+    except MethodError as err:
+        _fail(str(err))
+    config = _method_config(_read_config(args.config), args.method)
+    try:
+        from .pipelines.methods import resolve_device
+
+        device = resolve_device(args.device)
+    except (MethodError, RuntimeError) as err:
+        _fail(str(err))
+    dataset = _open_dataset(args)
+    ids = [int(c) for c in dataset.category_ids]
+    too_big = [c for c in ids if c > 254 or c < 0]
+    if too_big:
+        _fail(f"category ids must be in 1..254 to be written as PNG values (255 = unlabelled); "
+              f"the dataset has {', '.join(map(str, too_big[:5]))}"
+              + (" ..." if len(too_big) > 5 else ""))
+    if len(dataset) == 0:
+        _fail("the dataset has no images")
+    try:
+        check_dataset(dataset, args.supervision)
+        method = get_method(args.method, args.supervision, dataset, config, device,
+                            progress=not args.no_progress)
+    except MethodError as err:
+        _fail(str(err))
+
+    out = Path(args.out)
+    run_path = out / "run.json"
+    _check_previous_run(run_path, args)
+    out.mkdir(parents=True, exist_ok=True)
+    classes = {str(cid): name for cid, name in zip(ids, dataset.class_names)}
+    classes[str(IGNORE)] = "unlabelled"
+    _atomic_json(out / "classes.json", classes)
+
+    start = time.perf_counter()
+    fit_seconds = 0.0
+    if method.needs_fit:
+        print(f"training on the dataset's {args.supervision} labels "
+              f"({len(dataset)} images) ...", file=sys.stderr, flush=True)
+        t0 = time.perf_counter()
+        try:
+            method.fit(dataset)
+        except MethodError as err:
+            _fail(str(err))
+        fit_seconds = time.perf_counter() - t0
+    summary, seconds = _run_driver(dataset, method, out, args, device)
+    total = time.perf_counter() - start
+
+    record = {
+        "command": "pseudo-label",
+        "arguments": _arguments(args),
+        "method": method.describe(),
+        "device": str(device),
+        "versions": _versions(),
+        "images": len(dataset),
+        "done": summary.done,
+        "skipped": summary.skipped,
+        "failed": summary.failed,
+        "fit_seconds": round(fit_seconds, 3),
+        "seconds": round(total, 3),
+        "seconds_per_image": (round(float(np.mean(list(seconds.values()))), 4)
+                              if seconds else None),
+        "image_seconds": {k: round(v, 4) for k, v in seconds.items()},
+        "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+    _atomic_json(run_path, record)
+    print(f"{summary.done} written, {summary.skipped} already done, {summary.failed} failed "
+          f"-> {out}")
+    if summary.failed:
+        for name, reason in summary.failures[:20]:
+            print(f"  failed: {name}: {reason}")
+        if len(summary.failures) > 20:
+            print(f"  ... and {len(summary.failures) - 20} more")
+        print(f"{summary.failed} images failed, see {out / 'failures.tsv'}")
+        return 1
+    return 0
+
+
+def _arguments(args: argparse.Namespace) -> dict[str, Any]:
+    return {k: v for k, v in vars(args).items() if k not in ("func",)}
+
+
+_RUN_KEYS = ("method", "supervision", "images", "coco", "voc_xml", "masks", "scribbles",
+             "points", "tags", "config")
+
+
+def _check_previous_run(run_path: Path, args: argparse.Namespace) -> None:
+    """Refuse to mix two different runs in one folder (unless ``--overwrite``)."""
+    if args.overwrite or not run_path.is_file():
+        return
+    try:
+        old = json.loads(run_path.read_text(encoding="utf-8")).get("arguments", {})
+    except (OSError, ValueError, AttributeError):
+        return
+    changed = [k for k in _RUN_KEYS if k in old and old.get(k) != getattr(args, k, None)]
+    if changed:
+        what = ", ".join(f"--{k.replace('_', '-')} {old.get(k)!r}" for k in changed)
+        _fail(f"{run_path.parent} holds the outputs of another run ({what}); use another "
+              "--out or --overwrite to replace them")
+
+
+def _run_driver(dataset: Any, method: Any, out: Path, args: argparse.Namespace,
+                device: Any) -> tuple[Any, dict[str, float]]:
+    """The resumable driver, with the options this version of it supports."""
+    from .pseudo.driver import generate
+
+    params = inspect.signature(generate).parameters
+    seconds: dict[str, float] = {}
+    kwargs: dict[str, Any] = {"batch_size": args.batch_size, "device": device,
+                              "progress": not args.no_progress, "overwrite": args.overwrite}
+    names = list(dataset.names) if hasattr(dataset, "names") else None
+    if names is not None:
+        kwargs["names"] = names
+    call = method
+    if "label_transform" in params:
+        kwargs["label_transform"] = dataset.to_category_ids
+    else:  # older driver: map to dataset ids inside the callable
+        def call(samples: list[dict[str, Any]], device: Any = None) -> list[np.ndarray]:
+            return [np.asarray(dataset.to_category_ids(x), dtype=np.uint8)
+                    for x in method(samples, device=device)]
+    if "on_done" in params:
+        kwargs["on_done"] = lambda name, s: seconds.__setitem__(str(name), float(s))
+    summary = generate(dataset, call, out, **kwargs)
+    return summary, seconds
+
+
+# ============================================================================ evaluate
+EVALUATE_EXAMPLE = """\
+example (after pyg-wsss pseudo-label ... --out labels/):
+
+  pyg-wsss evaluate --pred labels/ --coco data/instances.json --images data/images \\
+      --json labels/eval.json
+
+  prints "mIoU 0.xxxx" and a per-class IoU table, and writes them to labels/eval.json.
+  With a folder of ground-truth label PNGs instead:
+
+  pyg-wsss evaluate --pred labels/ --masks data/SegmentationClass
+
+how pixels count: ground-truth void (255; COCO crowd regions) is left out. A predicted 255
+(unlabelled) on a non-void pixel counts as a miss (it lowers the recall and IoU of the true
+class). An image with ground truth but no prediction PNG counts as all 255 and is reported
+as "missing". Prediction values are the dataset's category ids, as pseudo-label writes them.
+"""
+
+
+def _add_evaluate(sub: Any) -> None:
+    p = sub.add_parser(
+        "evaluate", formatter_class=_Formatter, help="mIoU of label PNGs against ground truth",
+        description="Mean IoU and per-class IoU of predicted label PNGs against ground truth "
+                    "(COCO polygons/RLE, or a folder of label PNGs).",
+        epilog=EVALUATE_EXAMPLE,
+    )
+    p.add_argument("--pred", required=True, metavar="DIR", help="predicted label PNGs")
+    _add_dataset_args(p, images_required=False)
+    p.add_argument("--json", metavar="FILE", help="also write the results as JSON")
+    p.set_defaults(func=cmd_evaluate)
+
+
+class _Truth:
+    """Ground truth per image: ``(names, class_names, category_ids, get(i) -> contiguous
+    mask)`` from a dataset or from a bare folder of label PNGs."""
+
+    def __init__(self, args: argparse.Namespace, pred: Path) -> None:
+        self.dataset = None
+        if args.coco is not None or (args.masks is not None and args.images is not None) \
+                or args.voc_xml is not None:
+            if args.images is None:
+                _fail("--coco and --voc-xml need --images DIR")
+            self.dataset = _open_dataset(args)
+            self.names = list(self.dataset.names)
+            self.class_names = list(self.dataset.class_names)
+            self.category_ids = [int(c) for c in self.dataset.category_ids]
+            return
+        if args.masks is None:
+            _fail("give the ground truth: --coco FILE --images DIR, or --masks DIR")
+        root = Path(args.masks)
+        if not root.is_dir():
+            _fail(f"--masks: not a folder: {root}")
+        self.files = {p.relative_to(root).with_suffix("").as_posix(): p
+                      for p in sorted(root.rglob("*.png"))}
+        if not self.files:
+            _fail(f"--masks: no PNG files in {root}")
+        self.names = list(self.files)
+        names = _classes_json(pred)
+        values: set[int] = set()
+        for p in self.files.values():
+            values |= set(np.unique(_read_png(p)).tolist())
+        ids = sorted((values | {int(k) for k in names}) - {IGNORE} | {0})
+        self.category_ids = ids
+        self.class_names = [names.get(str(c), "background" if c == 0 else f"class {c}")
+                            for c in ids]
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    def mask(self, i: int) -> np.ndarray:
+        if self.dataset is not None:
+            sample = self.dataset[i]
+            if "mask" not in sample:
+                _fail("the dataset has no ground-truth masks to evaluate against")
+            return np.asarray(sample["mask"], dtype=np.uint8)
+        raw = _read_png(self.files[self.names[i]])
+        return _lookup_to_contiguous(self.category_ids)[raw]
+
+
+def _classes_json(folder: Path) -> dict[str, str]:
+    path = folder / "classes.json"
+    if not path.is_file():
+        return {}
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except ValueError as err:
+        _fail(f"malformed JSON in {path}: {err}")
+    return {str(k): str(v) for k, v in data.items()} if isinstance(data, dict) else {}
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    """``pyg-wsss evaluate``."""
+    from .metrics import ConfusionMatrix
+
+    pred = Path(args.pred)
+    if not pred.is_dir():
+        _fail(f"--pred: not a folder: {pred}")
+    truth = _Truth(args, pred)
+    table = _lookup_to_contiguous(truth.category_ids)
+    cm = ConfusionMatrix(len(truth.category_ids), class_names=truth.class_names)
+    missing, unreadable, unknown = [], [], 0
+    evaluated = 0
+    for i, name in enumerate(truth.names):
+        try:
+            gt = truth.mask(i)
+        except (ValueError, OSError) as err:
+            unreadable.append((name, " ".join(str(err).split())))
+            continue
+        path = pred / f"{name}.png"
+        if not path.is_file():
+            missing.append(name)
+            labels = np.full(gt.shape, IGNORE, dtype=np.uint8)
+        else:
+            try:
+                raw = _read_png(path)
+            except (ValueError, OSError) as err:
+                unreadable.append((name, f"prediction: {' '.join(str(err).split())}"))
+                continue
+            if raw.shape != gt.shape:
+                unreadable.append((name, f"prediction is {raw.shape[1]}x{raw.shape[0]}, the "
+                                         f"ground truth {gt.shape[1]}x{gt.shape[0]}"))
+                continue
+            labels = table[raw]
+            unknown += int(((labels == IGNORE) & (raw != IGNORE)).sum())
+        cm.update(labels, gt)
+        evaluated += 1
+    if evaluated == 0:
+        _fail("no image could be evaluated")
+    iou = cm.iou()
+    print(f"mIoU {cm.miou():.4f}")
+    print(cm.table(fmt="text"))
+    print(f"{evaluated} images evaluated, {len(missing)} missing predictions (counted as "
+          f"unlabelled), {len(unreadable)} unreadable")
+    for name, reason in unreadable[:10]:
+        print(f"  unreadable: {name}: {reason}")
+    if unknown:
+        print(f"  {unknown} predicted pixels had values that are no category id (counted as "
+              "unlabelled)")
+    if args.json:
+        result = {
+            "miou": cm.miou(),
+            "pixel_accuracy": cm.pixel_accuracy(),
+            "coverage": cm.coverage(),
+            "per_class": [
+                {"category_id": cid, "name": n, "iou": None if not np.isfinite(v) else float(v)}
+                for cid, n, v in zip(truth.category_ids, truth.class_names, iou)
+            ],
+            "images": evaluated,
+            "missing": missing,
+            "unreadable": [{"name": n, "reason": r} for n, r in unreadable],
+            "unknown_pixels": unknown,
+            "pred": str(pred),
+        }
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        _atomic_json(Path(args.json), result)
+    return 0
+
+
+# ============================================================================ show
+SHOW_EXAMPLE = """\
+example:
+
+  pyg-wsss show --images data/images --pred labels/ --coco data/instances.json \\
+      --num 6 --out labels/overview.png
+
+  one row per image: the image, its labels over it and (with --coco or --masks) the
+  ground truth over it, with a legend of the class colours (names from labels/classes.json).
+  Background pixels keep the image; unlabelled (255) pixels are drawn in the void colour.
+"""
+
+
+def _add_show(sub: Any) -> None:
+    p = sub.add_parser(
+        "show", formatter_class=_Formatter, help="an overlay grid of images and labels",
+        description="Draw images with their label PNGs (and ground truth) as one picture.",
+        epilog=SHOW_EXAMPLE,
+    )
+    p.add_argument("--images", required=True, metavar="DIR", help="folder of the images")
+    p.add_argument("--pred", required=True, metavar="DIR", help="label PNGs to draw")
+    p.add_argument("--coco", metavar="FILE", help="COCO JSON for the ground truth")
+    p.add_argument("--masks", metavar="DIR", help="ground-truth label PNGs")
+    p.add_argument("--num", type=int, default=4, metavar="N", help="images to draw [4]")
+    p.add_argument("--out", required=True, metavar="FILE.png", help="output PNG")
+    p.set_defaults(func=cmd_show)
+
+
+def _find_image(root: Path, stem: str) -> Path | None:
+    for suffix in IMAGE_SUFFIXES + tuple(s.upper() for s in IMAGE_SUFFIXES):
+        p = root / f"{stem}{suffix}"
+        if p.is_file():
+            return p
+    return None
+
+
+def _load_rgb(path: Path) -> np.ndarray:
+    from PIL import Image
+
+    with Image.open(path) as img:
+        return np.asarray(img.convert("RGB"))
+
+
+def legend_image(entries: Sequence[tuple[int, str]], width: int,
+                 palette: np.ndarray) -> np.ndarray:
+    """A white strip with one colour swatch + name per ``(value, name)``, wrapped to
+    ``width`` pixels. ``uint8 [H, width, 3]``."""
+    import cv2
+
+    font, scale, row_h, sw = cv2.FONT_HERSHEY_SIMPLEX, 0.4, 20, 14
+    items = []
+    for value, name in entries:
+        (tw, _), _ = cv2.getTextSize(str(name), font, scale, 1)
+        items.append((value, str(name), sw + 6 + tw + 14))
+    rows, x = [[]], 8
+    for item in items:
+        if x + item[2] > width and rows[-1]:
+            rows.append([])
+            x = 8
+        rows[-1].append(item)
+        x += item[2]
+    canvas = np.full((row_h * len(rows) + 8, max(width, 1), 3), 255, dtype=np.uint8)
+    for r, row in enumerate(rows):
+        x, y = 8, 4 + r * row_h
+        for value, name, w in row:
+            colour = tuple(int(c) for c in palette[value])
+            cv2.rectangle(canvas, (x, y + 3), (x + sw, y + 3 + sw), colour, -1)
+            cv2.rectangle(canvas, (x, y + 3), (x + sw, y + 3 + sw), (0, 0, 0), 1)
+            cv2.putText(canvas, name, (x + sw + 6, y + 15), font, scale, (0, 0, 0), 1,
+                        cv2.LINE_AA)
+            x += w
+    return canvas
+
+
+def _overlay(image: np.ndarray, labels: np.ndarray, palette: np.ndarray) -> np.ndarray:
+    """Classes and unlabelled (255) coloured over the image; background keeps the image."""
+    from .viz import overlay_labels
+
+    return overlay_labels(image, labels, alpha=0.6, palette=palette, ignore_index=None,
+                          background=False)
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    """``pyg-wsss show``."""
+    from PIL import Image
+
+    from .viz import make_grid, voc_palette
+
+    out = Path(args.out)
+    if out.suffix.lower() != ".png":
+        _fail(f"--out must end in .png, got {out}")
+    if args.num < 1:
+        _fail(f"--num must be at least 1, got {args.num}")
+    pred, images = Path(args.pred), Path(args.images)
+    if not pred.is_dir():
+        _fail(f"--pred: not a folder: {pred}")
+    if not images.is_dir():
+        _fail(f"--images: not a folder: {images}")
+    if args.coco is not None and args.masks is not None:
+        _fail("give at most one of --coco and --masks")
+    names_of = _classes_json(pred)
+    dataset = None
+    if args.coco is not None or args.masks is not None:
+        args.voc_xml = None
+        dataset = _open_dataset(args)
+        stems = list(dataset.names)
+    else:
+        stems = [p.relative_to(pred).with_suffix("").as_posix()
+                 for p in sorted(pred.rglob("*.png"))]
+    stems = [s for s in stems if (pred / f"{s}.png").is_file()][: args.num]
+    if not stems:
+        _fail(f"no label PNGs in {pred} for these images")
+    palette = voc_palette(256)
+    rows, row_titles, seen = [], [], set()
+    for stem in stems:
+        labels = _read_png(pred / f"{stem}.png")
+        gt = None
+        if dataset is not None:
+            i = list(dataset.names).index(stem)
+            try:
+                sample = dataset[i]
+            except (ValueError, OSError) as err:
+                print(f"skipping {stem}: {' '.join(str(err).split())}", file=sys.stderr)
+                continue
+            image = np.asarray(sample["image"])
+            if "mask" in sample:
+                gt = np.asarray(dataset.to_category_ids(sample["mask"]), dtype=np.uint8)
+        else:
+            path = _find_image(images, stem)
+            if path is None:
+                print(f"skipping {stem}: no image {stem}.* in {images}", file=sys.stderr)
+                continue
+            image = _load_rgb(path)
+        if labels.shape != image.shape[:2]:
+            print(f"skipping {stem}: labels {labels.shape} vs image {image.shape[:2]}",
+                  file=sys.stderr)
+            continue
+        row = [image, _overlay(image, labels, palette)]
+        seen |= set(np.unique(labels).tolist())
+        if gt is not None:
+            row.append(_overlay(image, gt, palette))
+            seen |= set(np.unique(gt).tolist())
+        rows.append(row)
+        row_titles.append(stem if len(stem) <= 14 else "..." + stem[-11:])
+    if not rows:
+        _fail("nothing to draw")
+    titles = ["image", "labels"] + (["ground truth"] if dataset is not None and
+                                     any(len(r) == 3 for r in rows) else [])
+    side = max(max(r[0].shape[:2]) for r in rows)
+    scale = max(1.0, 160 / side)  # small images are drawn larger
+    cell = (round(max(r[0].shape[0] for r in rows) * scale),
+            round(max(r[0].shape[1] for r in rows) * scale))
+    grid = make_grid(rows, col_titles=titles, row_titles=row_titles, cell_size=cell)
+    entries = [(v, names_of.get(str(v), "unlabelled" if v == IGNORE else str(v)))
+               for v in sorted(seen - {0})]
+    legend = legend_image(entries, grid.shape[1], palette)
+    canvas = np.concatenate([grid, legend], axis=0)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(canvas).save(out)
+    print(f"wrote {out} ({len(rows)} images, {canvas.shape[1]}x{canvas.shape[0]})")
+    return 0
+
+
+# ============================================================================ demo, bench
+DEMO_EXAMPLE = """\
+example:
+
+  pyg-wsss demo --contexts synthetic --num-images 4 --out outputs/demo
+
+  runs every system on the synthetic set (and, by default, a real VOC photo) and writes
+  outputs/demo/{results.json,results.md,synthetic.png}. The demo's own options follow.
+"""
+
+BENCH_EXAMPLE = """\
+example:
+
+  pyg-wsss bench                 # list the benchmark scripts
+  pyg-wsss bench graphs --help   # one script's options
+  pyg-wsss bench graphs          # run it (results under benchmarks/results/)
+
+The benchmark scripts live in the repository's benchmarks/ folder; they are not part of
+the installed package, so bench works from a clone (pip install -e .) only.
+"""
+
+
+def _benchmarks_dir() -> Path | None:
+    for root in (Path(__file__).resolve().parents[1], Path.cwd()):
+        d = root / "benchmarks"
+        if d.is_dir() and any(d.glob("*.py")):
+            return d
+    return None
+
+
+def _bench_scripts(d: Path) -> dict[str, Path]:
+    return {p.stem: p for p in sorted(d.glob("*.py")) if not p.name.startswith("_")}
+
+
+def _script_summary(path: Path) -> str:
+    import ast
+
+    try:
+        doc = ast.get_docstring(ast.parse(path.read_text(encoding="utf-8"))) or ""
+    except (OSError, SyntaxError):
+        return ""
+    return doc.strip().splitlines()[0] if doc.strip() else ""
+
+
+def cmd_demo(argv: list[str]) -> int:
+    """``pyg-wsss demo [demo options]``: :func:`pyg_wsss.demo.main`."""
+    if argv and argv[0] in ("-h", "--help"):
+        print(f"usage: {PROG} demo [options]\n\nThe demo: every system's pseudo-labels on "
+              f"the synthetic set and on a real VOC photo.\n\n{DEMO_EXAMPLE}")
+    from .demo import main as demo_main
+
+    try:
+        return int(demo_main(argv) or 0)
+    except SystemExit as exc:  # argparse --help / errors of the demo's parser
+        return int(exc.code or 0) if isinstance(exc.code, int) else 2
+
+
+def cmd_bench(argv: list[str]) -> int:
+    """``pyg-wsss bench [NAME [script options]]``."""
+    d = _benchmarks_dir()
+    help_asked = not argv or argv[0] in ("-h", "--help", "--list")
+    if help_asked:
+        print(f"usage: {PROG} bench [NAME [options]]\n\nRun one of the benchmark scripts.\n\n"
+              f"{BENCH_EXAMPLE}")
+    if d is None:
+        msg = ("the benchmark scripts (benchmarks/*.py) are not installed with the package; "
+               "run pyg-wsss bench from a clone of the repository")
+        if help_asked:
+            print(msg)
+            return 0
+        _fail(msg)
+    scripts = _bench_scripts(d)
+    if help_asked:
+        print(f"benchmark scripts in {d}:")
+        for name, path in scripts.items():
+            print(f"  {name:<14} {_script_summary(path)}")
+        return 0
+    name = argv[0].removesuffix(".py")
+    if name not in scripts:
+        _fail(f"unknown benchmark {argv[0]!r} (choose from {', '.join(scripts)})")
+    return subprocess.call([sys.executable, str(scripts[name]), *argv[1:]], cwd=d.parent)
+
+
+# ============================================================================ main
+TOP_EXAMPLE = """\
+quick start (your own COCO dataset):
+
+  pyg-wsss pseudo-label --images data/images --coco data/instances.json \\
+      --supervision box --method a2gnn --out labels/
+  pyg-wsss evaluate --pred labels/ --coco data/instances.json --images data/images
+  pyg-wsss show --images data/images --pred labels/ --coco data/instances.json \\
+      --out labels/overview.png
+
+"python -m pyg_wsss ..." is the same command.
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of the command (sub-commands ``pseudo-label``, ``evaluate``,
+    ``show``, ``demo``, ``bench``)."""
+    parser = _Parser(prog=PROG, formatter_class=_Formatter,
+                     description="Weakly supervised semantic segmentation on your own data.",
+                     epilog=TOP_EXAMPLE)
+    try:
+        version = metadata.version("pyg-wsss")
+    except metadata.PackageNotFoundError:  # pragma: no cover - not installed
+        version = "unknown"
+    parser.add_argument("--version", action="version", version=f"{PROG} {version}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    _add_pseudo_label(sub)
+    _add_evaluate(sub)
+    _add_show(sub)
+    sub.add_parser("demo", add_help=False, help="the demo (python -m pyg_wsss.demo)")
+    sub.add_parser("bench", add_help=False, help="run a benchmark script (from a clone)")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command; returns the exit code (0 done, 1 some images failed, 2 bad input)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        if argv and argv[0] == "demo":
+            return cmd_demo(argv[1:])
+        if argv and argv[0] == "bench":
+            return cmd_bench(argv[1:])
+        parser = build_parser()
+        args = parser.parse_args(argv)
+        if args.command is None:
+            parser.print_help()
+            return 2
+        return int(args.func(args))
+    except CommandError as err:
+        sys.stderr.write(f"{PROG}: error: {err}\n")
+        return 2
+    except KeyboardInterrupt:
+        sys.stderr.write(f"{PROG}: interrupted (finished images are kept; run the same "
+                         "command again to go on)\n")
+        return 130
+    except BrokenPipeError:  # pragma: no cover - e.g. piped into head
+        os._exit(1)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
