@@ -41,8 +41,16 @@ def _short(value: Any, limit: int = 60) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
+_NUMBER_TYPES = frozenset((int, float))
+
+
 def _is_number(v: Any) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _all_numbers(values: list) -> bool:
+    """Every entry a finite int or float (not bool); fast for long polygons."""
+    return set(map(type, values)) <= _NUMBER_TYPES and all(map(math.isfinite, values))
 
 
 def _get(obj: dict, key: str, where: str, required: bool = True) -> Any:
@@ -107,7 +115,7 @@ def _check_segmentation(seg: Any, where: str) -> str | None:
         return "none"
     if isinstance(seg, list):
         for p, poly in enumerate(seg):
-            if not isinstance(poly, list) or not all(_is_number(v) for v in poly):
+            if not isinstance(poly, list) or not _all_numbers(poly):
                 raise DatasetError(
                     f"{where}.segmentation[{p}]: expected a polygon (a list of numbers "
                     f"x1, y1, x2, y2, ...), got {_short(poly)}"
@@ -181,7 +189,7 @@ class COCODataset(LabelDataset):
         load_masks: bool = True,
         transform: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
     ) -> None:
-        self._mask_utils = _mask_utils()
+        _mask_utils()  # fail early when pycocotools is missing
         self.images_dir = Path(images_dir)
         if not self.images_dir.is_dir():
             raise DatasetError(f"images folder not found: {self.images_dir}")
@@ -362,7 +370,7 @@ class COCODataset(LabelDataset):
         return self._sizes
 
     def _decode(self, seg: Any, h: int, w: int) -> np.ndarray:
-        mu = self._mask_utils
+        mu = _mask_utils()
         if isinstance(seg, list):
             rle = mu.merge(mu.frPyObjects(seg, h, w))
         elif isinstance(seg["counts"], list):

@@ -563,9 +563,23 @@ class LabelDataset(Dataset, SequenceABC):
         """Absolute image path per index."""
         return [self.images_dir / f for f in self.file_names]
 
+    @property
+    def classes(self) -> dict[int, str]:
+        """``{category id: name}`` incl. ``0: "background"`` (what ``classes.json`` holds)."""
+        return dict(zip(self.categories.category_ids, self.categories.class_names))
+
     def to_category_ids(self, labels: Any) -> np.ndarray:
-        """Map a contiguous label map (``0..C``, 255) to dataset category ids (``uint8``)."""
+        """Map a contiguous label map (``0..C``, 255) to dataset category ids (``uint8``, same
+        shape); values that are no contiguous class raise :class:`ValueError`."""
         return self.categories.to_category_ids(labels)
+
+    def from_category_ids(self, labels: Any) -> np.ndarray:
+        """The inverse of :meth:`to_category_ids`: a label map in dataset ids (e.g. a written
+        prediction PNG) to contiguous ids ``uint8``; unknown ids raise :class:`ValueError`."""
+        arr = _to_numpy(labels, "labels")
+        if arr.dtype == bool or not np.issubdtype(arr.dtype, np.integer):
+            raise TypeError(f"'labels' must be an integer label map, got dtype {arr.dtype}")
+        return self.categories.ids_to_contiguous(arr, "'labels'")
 
     def __len__(self) -> int:
         return len(self.file_names)

@@ -315,3 +315,26 @@ def test_missing_pycocotools(coco, monkeypatch):
     monkeypatch.setitem(sys.modules, "pycocotools.mask", None)
     with pytest.raises(ImportError, match=r'pip install "pyg-wsss\[coco\]"'):
         COCODataset(images, ann)
+
+
+def test_pickle_classes_transform(coco):
+    import pickle
+
+    images, ann, _ = coco
+    ds = COCODataset(images, ann, transform=lambda s: {**s, "seen": True})
+    assert ds.classes == {0: "background", 3: "car", 17: "cat", 90: "toothbrush"}
+    s = ds[0]
+    assert s["seen"]
+    ds2 = pickle.loads(pickle.dumps(COCODataset(images, ann)))
+    np.testing.assert_array_equal(ds2[0]["mask"], s["mask"])
+    ids = ds.to_category_ids(s["mask"])
+    np.testing.assert_array_equal(ds.from_category_ids(ids), s["mask"])
+    with pytest.raises(ValueError, match=r"\[4\] not among"):
+        ds.from_category_ids(np.array([[4]]))
+    with pytest.raises(TypeError, match="transform"):
+        COCODataset(images, ann, transform=3)
+    with pytest.raises(IndexError):
+        ds[3]
+    with pytest.raises(TypeError):
+        ds["a"]
+    assert [x["name"] for x in COCODataset(images, ann)] == ["a", "sub/dir/b", "empty"]

@@ -339,3 +339,14 @@ def test_open_dataset_coco(tmp_path):
         ds = open_dataset(images, coco=tmp_path / "c.json")
     assert isinstance(ds, COCODataset) and ds.category_ids == [0, 5]
     assert (ds[0]["mask"] == 0).all()
+
+
+def test_pickle(folder, voc_xml):
+    import pickle
+
+    images, masks = folder
+    _, xml = voc_xml
+    for ds in (MaskFolderDataset(images, masks), VOCXMLDataset(images, xml)):
+        ds2 = pickle.loads(pickle.dumps(ds))
+        np.testing.assert_array_equal(ds2[0]["boxes"], ds[0]["boxes"])
+        assert ds2.classes == ds.classes and ds2.names == ds.names
