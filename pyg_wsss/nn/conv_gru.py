@@ -83,14 +83,14 @@ class ConvGRUCell(nn.Module):
                 m.reset_parameters()
 
     def forward(self, x: Tensor, h: Optional[Tensor] = None) -> Tensor:
-        check_tensor(x, "x", ndim=4, floating=True)
+        check_tensor(x, "x", ndim=4, floating=True, finite=True)
         if x.size(1) != self.input_channels:
             raise ValueError(
                 f"'x' must have {self.input_channels} channels, got shape {tuple(x.shape)}"
             )
         if h is None:
             h = x.new_zeros(x.size(0), self.hidden_channels, x.size(2), x.size(3))
-        check_tensor(h, "h", ndim=4, floating=True)
+        check_tensor(h, "h", ndim=4, floating=True, finite=True)
         if h.shape != (x.size(0), self.hidden_channels, x.size(2), x.size(3)):
             raise ValueError(
                 f"'h' must have shape {(x.size(0), self.hidden_channels, *x.shape[2:])}, "

@@ -31,6 +31,9 @@ def graph_dropout_masks(
     Returns:
         ``(importance, drop)``, both ``[N, 1, H, W]``.
     """
+    check_tensor(h, "h", ndim=4, floating=True, finite=True)
+    check_fraction(drop_threshold, "drop_threshold")
+    check_choice(mask, ("scaled", "binary"), "mask")
     o = h.mean(dim=1, keepdim=True)
     peak = o.flatten(1).amax(dim=1).view(-1, 1, 1, 1)
     keep = (o < peak * drop_threshold).to(h.dtype)
@@ -115,7 +118,7 @@ class GraphDropout(nn.Module):
 
     def forward(self, h: Tensor, generator: Optional[torch.Generator] = None) -> Tensor:
         """Apply the layer; ``generator`` makes the per-image draws reproducible."""
-        check_tensor(h, "h", ndim=4, floating=True)
+        check_tensor(h, "h", ndim=4, floating=True, finite=True)
         mode = "train" if self.training else self.eval_mode
         if mode == "identity":
             return h

@@ -11,7 +11,7 @@ from torch_geometric.nn.conv import MessagePassing
 from torch_geometric.typing import Adj
 from torch_geometric.utils import is_torch_sparse_tensor
 
-from ..._checks import check_choice, check_positive, check_tensor
+from ..._checks import check_choice, check_edge_index, check_positive, check_tensor
 
 __all__ = ["CoAttentionConv", "co_attention"]
 
@@ -51,6 +51,13 @@ def co_attention(q: Tensor, k: Tensor, v: Tensor, attention: str = "fused") -> T
         ``[B, L_q, C_v]``.
     """
     check_choice(attention, ("fused", "dense", "auto"), "attention")
+    for name, t in (("q", q), ("k", k), ("v", v)):
+        check_tensor(t, name, ndim=3, floating=True, finite=True)
+    if k.size(0) != q.size(0) or k.size(2) != q.size(2):
+        raise ValueError(f"'k' {tuple(k.shape)} must be [B, L_k, C_k] like 'q' {tuple(q.shape)}")
+    if v.shape[:2] != k.shape[:2]:
+        raise ValueError(f"'v' {tuple(v.shape)} must be [B, L_k, C_v] like 'k' {tuple(k.shape)}")
+    q, k, v = q.contiguous(), k.contiguous(), v.contiguous()  # the fused kernels' layout
     if attention == "auto":
         dense = q.size(0) * q.size(1) * k.size(1) <= AUTO_DENSE_MAX_ENTRIES
         attention = "dense" if dense else "fused"
@@ -234,7 +241,7 @@ class CoAttentionConv(MessagePassing):
                 ``[E, HW, HW]`` attention matrices (materialised only on request; for
                 self-attention self-loops, the G 6 matrix).
         """
-        check_tensor(x, "x", ndim=4, floating=True)
+        check_tensor(x, "x", ndim=4, floating=True, finite=True)
         if x.size(1) != self.channels:
             raise ValueError(f"'x' must have {self.channels} channels, got shape {tuple(x.shape)}")
         if isinstance(edge_index, Tensor) and not is_torch_sparse_tensor(edge_index):
@@ -243,6 +250,7 @@ class CoAttentionConv(MessagePassing):
                 raise ValueError(
                     f"'edge_index' must have shape [2, E], got {tuple(edge_index.shape)}"
                 )
+            check_edge_index(edge_index, x.size(0))
             if edge_index.dtype == torch.int32:  # PyG's scatter needs int64 indices
                 edge_index = edge_index.long()
         n, c, h, w = x.shape

@@ -4,7 +4,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from ..._checks import check_choice, check_edge_index, check_tensor
+from ..._checks import check_choice, check_edge_index, check_tensor, value_checks
 
 VARIANTS = ("code", "paper")
 NORMALIZATIONS = ("pairs", "none")
@@ -52,6 +52,8 @@ def affinity_loss(
         )
     if affinity.numel() and (affinity.min() < 0 or affinity.max() > 1):
         raise ValueError("'affinity' must be in [0, 1]")
+    if value_checks(labels) and bool(((labels < 0) & (labels != ignore_index)).any()):
+        raise ValueError(f"'labels' has negative values (other than {ignore_index})")
     lab = labels.long().to(affinity.device)
     src, dst = edge_index[0].long(), edge_index[1].long()
     ls, ld = lab[src], lab[dst]

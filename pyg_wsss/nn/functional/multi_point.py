@@ -184,6 +184,7 @@ def multi_point_loss(
         eps: The code's per-pair constant (``"code"`` only).
         reduction: Over graphs: ``"sum"``, ``"mean"`` or ``"none"``.
     """
+    check_tensor(input, "input", ndim=2, floating=True, finite=True)
     check_tensor(features, "features", ndim=2, floating=True, finite=True)
     if features.size(0) != input.size(0):
         raise ValueError(

@@ -45,8 +45,8 @@ def group_wsss_loss(
         tags: ``[N, L]`` multi-hot targets in ``{0, 1}``.
         lambda_mid: :math:`\lambda \ge 0`.
     """
-    check_tensor(logits, "logits", ndim=2, floating=True)
-    check_tensor(logits_mid, "logits_mid", ndim=2, floating=True)
+    check_tensor(logits, "logits", ndim=2, floating=True, finite=True)
+    check_tensor(logits_mid, "logits_mid", ndim=2, floating=True, finite=True)
     check_tensor(tags, "tags", ndim=2)
     if logits.shape != tags.shape or logits_mid.shape != tags.shape:
         raise ValueError(
@@ -67,7 +67,7 @@ def normalize_cam_maps(cams: Tensor, tags: Optional[Tensor] = None, eps: float =
     r"""ReLU and per-map max normalisation :math:`\mathrm{relu}(M) / (\max \mathrm{relu}(M)
     + \epsilon)` of ``[..., L, h, w]`` class maps; classes absent from ``tags`` ``[..., L]``
     are set to zero."""
-    check_tensor(cams, "cams", ndim=(3, 4), floating=True)
+    check_tensor(cams, "cams", ndim=(3, 4), floating=True, finite=True)
     m = cams.clamp_min(0)
     peak = m.flatten(-2).amax(-1)[..., None, None]
     out = m / (peak + eps)

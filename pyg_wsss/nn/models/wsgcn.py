@@ -320,6 +320,18 @@ class WSGCN(nn.Module):
                 _pygcn_uniform_(conv.bias, conv.out_channels)
 
     def forward(self, x: Tensor, edge_index: Tensor, edge_weight: Tensor | None = None) -> Tensor:
+        check_tensor(x, "x", ndim=2, floating=True, finite=True)
+        if x.size(1) != self.in_channels:
+            raise ValueError(f"'x' must have {self.in_channels} columns, got {tuple(x.shape)}")
+        if isinstance(edge_index, Tensor) and edge_index.layout == torch.strided:
+            check_edge_index(edge_index, x.size(0))
+        if edge_weight is not None:
+            check_tensor(edge_weight, "edge_weight", ndim=1, floating=True, finite=True)
+            if isinstance(edge_index, Tensor) and edge_weight.numel() != edge_index.size(-1):
+                raise ValueError(
+                    f"'edge_weight' has {edge_weight.numel()} entries but there are "
+                    f"{edge_index.size(-1)} edges"
+                )
         if isinstance(edge_index, Tensor) and edge_index.dtype == torch.int32:
             edge_index = edge_index.long()  # GCNConv's scatter needs int64
         h = F.relu(self.conv1(x, edge_index, edge_weight))
@@ -764,6 +776,15 @@ def fit_wsgcn(
         x, edge_index, edge_weight, batch, seeds, hidden_channels, num_classes, dropout
     )
     lap = None
+    if lap_edge_index is not None:
+        check_edge_index(lap_edge_index, n, name="lap_edge_index")
+        if lap_edge_weight is not None:
+            check_tensor(lap_edge_weight, "lap_edge_weight", ndim=1, floating=True, finite=True)
+            if lap_edge_weight.numel() != lap_edge_index.size(1):
+                raise ValueError(
+                    f"'lap_edge_weight' has {lap_edge_weight.numel()} entries but "
+                    f"'lap_edge_index' has {lap_edge_index.size(1)} edges"
+                )
     if lap_edge_index is not None and beta_laplacian:
         lap = laplacian_matrix(lap_edge_index, lap_edge_weight, n, dtype=x.dtype)
     config = WSGCNLossConfig(beta_entropy, beta_laplacian, entropy_variant, laplacian_on, balanced)
