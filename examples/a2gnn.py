@@ -35,6 +35,9 @@ def main(argv=None) -> int:
     p.add_argument("--voc-root", default=None, help="VOC2012 folder: generate labels for a split")
     p.add_argument("--split", default="train")
     p.add_argument("--out", default="a2gnn_labels", help="output folder (--voc-root)")
+    p.add_argument("--scribble-dir", default=None,
+                   help="--voc-root: scribble PNGs <id>.png (class ids, 255 elsewhere); "
+                        "without it scribbles are simulated from the ground-truth masks")
     p.add_argument("--num-images", type=int, default=8)
     p.add_argument("--image-size", type=int, default=96)
     p.add_argument("--full", action="store_true", help="paper schedules (slow on CPU)")
@@ -79,9 +82,15 @@ def main(argv=None) -> int:
     return 0
 
 
-def _voc(args, sups, pipe) -> int:  # pragma: no cover - needs the dataset
+def _voc(args, sups, pipe) -> int:
     """Pseudo-labels for a VOC split through :func:`pyg_wsss.pseudo.generate`
-    (resumable: images whose PNG exists are skipped), one folder per supervision."""
+    (resumable: images whose PNG exists are skipped), one folder per supervision.
+
+    Boxes and tags come from the VOC XML files. VOC ships no scribbles or points: scribbles
+    are read from ``--scribble-dir`` if given, else (like the points) simulated from the
+    ground-truth masks; an image without a mask then fails with its reason in
+    ``failures.tsv``.
+    """
     from pathlib import Path
 
     from pyg_wsss.data import VOCSegmentation
@@ -89,9 +98,24 @@ def _voc(args, sups, pipe) -> int:  # pragma: no cover - needs the dataset
     from pyg_wsss.pretrained import pretrained_voc_cams
     from pyg_wsss.pseudo import generate
 
-    ds = VOCSegmentation(args.voc_root, split=args.split)
+    derive = []
+    if "scribble" in sups and args.scribble_dir is None:
+        derive.append("scribbles")
+    if "point" in sups:
+        derive.append("points")
+    if derive:
+        print(f"simulating {' and '.join(derive)} from the ground-truth masks")
+    ds = VOCSegmentation(args.voc_root, split=args.split, scribble_dir=args.scribble_dir,
+                         derive=derive)
+    keys = {"box": "boxes", "tag": "tags", "scribble": "scribbles", "point": "points"}
+    failed = 0
     for sup in sups:
         def method(samples, device="cpu", sup=sup):
+            missing = [s["name"] for s in samples if keys[sup] not in s]
+            if missing:
+                raise ValueError(f"no {keys[sup]} for {', '.join(missing)}: VOC has none, "
+                                 "they come from --scribble-dir or are simulated from the "
+                                 "ground-truth mask, and this image has neither")
             cams = pretrained_voc_cams([s["image"] for s in samples],
                                        [s["tags"] for s in samples], device=device)
             ctx = DemoContext(name="voc", samples=list(samples),
@@ -101,10 +125,12 @@ def _voc(args, sups, pipe) -> int:  # pragma: no cover - needs the dataset
             return pipe.run_experiment(ctx, [sup], ablation=False, baselines=False)[
                 f"A2GNN ({sup})"]
 
+        # names known without loading: a rerun skips finished images without reading them
         summary = generate(ds, method, Path(args.out) / sup, batch_size=4, device=args.device,
-                           progress=args.progress)
+                           progress=args.progress, names=getattr(ds, "names", None) or ds.ids)
         print(sup, summary)
-    return 0
+        failed += summary.failed
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

@@ -102,7 +102,9 @@ def evaluate(
     return rows
 
 
-def run_voc(args, config: WSGCNConfig) -> None:
+def run_voc(args, config: WSGCNConfig) -> int:
+    """Label the VOC split into ``--out`` (resumable); 1 if some images failed (listed in
+    ``failures.tsv``), else 0."""
     from pathlib import Path
 
     from pyg_wsss.data import VOCSegmentation
@@ -129,10 +131,13 @@ def run_voc(args, config: WSGCNConfig) -> None:
         )
         return out["WSGCN + CRF"]
 
+    # names known without loading: a rerun skips finished images without reading them
     summary = generate(
-        dataset, method, args.out, batch_size=config.batch_size, device=args.device, progress=True
+        dataset, method, args.out, batch_size=config.batch_size, device=args.device,
+        progress=True, names=getattr(dataset, "names", None) or dataset.ids,
     )
     print(summary)
+    return 1 if summary.failed else 0
 
 
 def _synthetic(args, seed: int):
@@ -234,8 +239,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.node_features == "cam-backbone":
             ap.error("--node-features cam-backbone needs the synthetic set's CAM classifier; "
                      "use auto, imagenet or colour with --voc-root")
-        run_voc(args, config)
-        return 0
+        return run_voc(args, config)
     from pyg_wsss.demo import voc_image_context
 
     if args.seeds and not args.real:
