@@ -107,8 +107,11 @@ def _atomic_json(path: Path, obj: Any) -> None:
     atomic_write(path, (json.dumps(obj, indent=2, sort_keys=False) + "\n").encode("utf-8"))
 
 
-def _open_dataset(args: argparse.Namespace, need_images: bool = True) -> Any:
-    """The dataset of ``--images`` and the annotation options; exits 2 when unreadable."""
+def _open_dataset(args: argparse.Namespace, need_images: bool = True,
+                  default_names: Path | None = None) -> Any:
+    """The dataset of ``--images`` and the annotation options; exits 2 when unreadable.
+    ``default_names``: a ``classes.json`` naming the classes of a mask folder when
+    ``--class-names`` is not given."""
     try:
         from .data import open_dataset
     except ImportError as err:  # pragma: no cover - readers missing in this version
@@ -118,6 +121,11 @@ def _open_dataset(args: argparse.Namespace, need_images: bool = True) -> Any:
         value = getattr(args, key, None)
         if value is not None:
             kwargs[key] = value
+    names = getattr(args, "class_names", None)
+    if names is None and default_names is not None and default_names.is_file():
+        names = default_names
+    if names is not None and "coco" not in kwargs:
+        kwargs["class_names"] = str(names)
     images = getattr(args, "images", None)
     if need_images and images is None:
         _fail("--images DIR is required")
@@ -179,6 +187,10 @@ unknown keys are an error that names them.
 
 exit codes: 0 all images done; 1 some images failed (see OUT/failures.tsv);
 2 bad arguments or an unreadable dataset.
+
+many processes: under torchrun (RANK / WORLD_SIZE set) every rank writes its share of the
+images into the same --out (one run.rank<R>.json each); the driver's claim files also let
+several plain runs share one folder.
 """
 
 
@@ -198,6 +210,9 @@ def _add_dataset_args(p: argparse.ArgumentParser, images_required: bool) -> None
     p.add_argument("--voc-xml", metavar="DIR", dest="voc_xml",
                    help="folder of Pascal VOC XML annotations (boxes)")
     p.add_argument("--masks", metavar="DIR", help="folder of label PNGs (palette or grey)")
+    p.add_argument("--class-names", metavar="FILE", dest="class_names",
+                   help="JSON {id: name} (e.g. a classes.json) naming the classes of --masks "
+                        "or --voc-xml")
 
 
 def _add_pseudo_label(sub: Any) -> None:
@@ -273,7 +288,8 @@ def cmd_pseudo_label(args: argparse.Namespace) -> int:
         _fail(str(err))
 
     out = Path(args.out)
-    run_path = out / "run.json"
+    rank, world = _torchrun_rank()
+    run_path = out / ("run.json" if world == 1 else f"run.rank{rank}.json")
     _check_previous_run(run_path, args)
     out.mkdir(parents=True, exist_ok=True)
     classes = {str(cid): name for cid, name in zip(ids, dataset.class_names)}
@@ -347,6 +363,14 @@ def _check_previous_run(run_path: Path, args: argparse.Namespace) -> None:
               "--out or --overwrite to replace them")
 
 
+def _torchrun_rank() -> tuple[int, int]:
+    """``(RANK, WORLD_SIZE)`` from the environment (torchrun), ``(0, 1)`` without it."""
+    try:
+        return int(os.environ.get("RANK", 0)), max(int(os.environ.get("WORLD_SIZE", 1)), 1)
+    except ValueError:
+        _fail("RANK and WORLD_SIZE must be integers")
+
+
 def _run_driver(dataset: Any, method: Any, out: Path, args: argparse.Namespace,
                 device: Any) -> tuple[Any, dict[str, float]]:
     """The resumable driver, with the options this version of it supports."""
@@ -366,6 +390,9 @@ def _run_driver(dataset: Any, method: Any, out: Path, args: argparse.Namespace,
         def call(samples: list[dict[str, Any]], device: Any = None) -> list[np.ndarray]:
             return [np.asarray(dataset.to_category_ids(x), dtype=np.uint8)
                     for x in method(samples, device=device)]
+    rank, world = _torchrun_rank()
+    if world > 1 and "shard" in params:  # under torchrun: every rank takes its share
+        kwargs["shard"] = (rank, world)
     if "on_done" in params:
         kwargs["on_done"] = lambda name, s: seconds.__setitem__(str(name), float(s))
     summary = generate(dataset, call, out, **kwargs)
@@ -414,7 +441,7 @@ class _Truth:
                 or args.voc_xml is not None:
             if args.images is None:
                 _fail("--coco and --voc-xml need --images DIR")
-            self.dataset = _open_dataset(args)
+            self.dataset = _open_dataset(args, default_names=pred / "classes.json")
             self.names = list(self.dataset.names)
             self.class_names = list(self.dataset.class_names)
             self.category_ids = [int(c) for c in self.dataset.category_ids]
@@ -430,6 +457,14 @@ class _Truth:
             _fail(f"--masks: no PNG files in {root}")
         self.names = list(self.files)
         names = _classes_json(pred)
+        if args.class_names is not None:
+            from .data.io import parse_class_names
+
+            try:
+                names = {str(k): v for k, v in parse_class_names(args.class_names).items()}
+            except ValueError as err:
+                _fail(str(err))
+            names["0"] = "background"
         values: set[int] = set()
         for p in self.files.values():
             values |= set(np.unique(_read_png(p)).tolist())
@@ -553,6 +588,8 @@ def _add_show(sub: Any) -> None:
     p.add_argument("--pred", required=True, metavar="DIR", help="label PNGs to draw")
     p.add_argument("--coco", metavar="FILE", help="COCO JSON for the ground truth")
     p.add_argument("--masks", metavar="DIR", help="ground-truth label PNGs")
+    p.add_argument("--class-names", metavar="FILE", dest="class_names",
+                   help="JSON {id: name} for --masks [PRED/classes.json]")
     p.add_argument("--num", type=int, default=4, metavar="N", help="images to draw [4]")
     p.add_argument("--out", required=True, metavar="FILE.png", help="output PNG")
     p.set_defaults(func=cmd_show)
@@ -634,7 +671,7 @@ def cmd_show(args: argparse.Namespace) -> int:
     dataset = None
     if args.coco is not None or args.masks is not None:
         args.voc_xml = None
-        dataset = _open_dataset(args)
+        dataset = _open_dataset(args, default_names=pred / "classes.json")
         stems = list(dataset.names)
     else:
         stems = [p.relative_to(pred).with_suffix("").as_posix()

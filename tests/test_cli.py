@@ -148,18 +148,36 @@ def test_grabcut_and_missing_predictions(tiny, tmp_path):
     assert "1 missing prediction" in r.stdout
 
 
-def test_unreadable_image_is_logged_and_the_others_written(tiny, tmp_path):
+def test_bad_images_are_logged_and_the_others_written(tiny, tmp_path):
+    """Per-image problems (unreadable file, category id not in 'categories', a box outside
+    the image, a size that disagrees with the JSON) go to failures.tsv with the reason;
+    the other images are written and the exit code is 1."""
     data = tmp_path / "data"
     shutil.copytree(tiny, data)
     (data / "images" / "a" / "img1.jpg").write_bytes(b"not a jpeg")
+    coco = json.loads((data / "instances.json").read_text())
+    (data / "images" / "c").mkdir()
+    bad = {"c/box_out": ([100, 100, 5, 5], 3, 48), "c/bad_cat": ([4, 4, 10, 10], 99, 48),
+           "c/size": ([4, 4, 10, 10], 3, 50)}
+    for k, (stem, (bbox, cid, height)) in enumerate(bad.items()):
+        shutil.copy(data / "images" / "a" / "img0.png", data / "images" / f"{stem}.png")
+        coco["images"].append({"id": 100 + k, "file_name": f"{stem}.png", "height": height,
+                               "width": 64})
+        coco["annotations"].append({"id": 100 + k, "image_id": 100 + k, "category_id": cid,
+                                    "bbox": bbox, "iscrowd": 0, "area": 1,
+                                    "segmentation": [[4, 4, 14, 4, 14, 14, 4, 14]]})
+    (data / "instances.json").write_text(json.dumps(coco))
     out = tmp_path / "out"
     r = run("pseudo-label", "--images", str(data / "images"), "--coco",
             str(data / "instances.json"), "--supervision", "box", "--method", "filled",
             "--out", str(out), "--no-progress", cwd=tmp_path)
     assert r.returncode == 1, r.stderr
-    assert f"1 images failed, see {out / 'failures.tsv'}" in r.stdout
-    rows = (out / "failures.tsv").read_text().strip().splitlines()
-    assert any(row.split("\t")[0] == "a/img1" for row in rows)
+    assert f"4 images failed, see {out / 'failures.tsv'}" in r.stdout
+    rows = [row.split("\t") for row in (out / "failures.tsv").read_text().splitlines()]
+    reasons = {row[0]: row[-1] for row in rows if row[0] != "name"}
+    assert sorted(reasons) == ["a/img1", "c/bad_cat", "c/box_out", "c/size"]
+    assert "99" in reasons["c/bad_cat"] and "50" in reasons["c/size"]
+    assert all(reasons.values())
     assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*.png")) == [
         "a/img0.png", "b/img2.png", "img3.png"]
 
