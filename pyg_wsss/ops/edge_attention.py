@@ -23,7 +23,7 @@ from torch import Tensor
 from torch.autograd import Function
 from torch.autograd.function import once_differentiable
 
-from .._checks import check_choice, check_tensor
+from .._checks import check_choice, check_finite, check_tensor
 from .csr import CSRGraph, to_csr
 from .spmm import _compute_dtype, sddmm
 
@@ -36,6 +36,13 @@ NEGATIVE = ("indicator", "mask", "none")
 def edge_softmax(csr: CSRGraph, logits: Tensor) -> Tensor:
     """Softmax of CSR-ordered ``logits`` over each target's incoming edges (``-inf`` entries
     get 0; a row whose entries are all ``-inf`` is all 0, never NaN)."""
+    if not isinstance(csr, CSRGraph):
+        raise TypeError(f"'csr' must be a CSRGraph (see to_csr), got {type(csr).__name__}")
+    check_tensor(logits, "logits", ndim=1, floating=True)
+    if logits.numel() != csr.num_edges:
+        raise ValueError(
+            f"'logits' has {logits.numel()} entries but the graph has {csr.num_edges} edges"
+        )
     if csr.num_edges == 0:
         return logits
     row = csr.row
@@ -190,7 +197,7 @@ def edge_attention(
     Shapes:
         x ``[N, F]``, edge_index ``[2, E]``, edge_weight ``[E]`` -> ``[N, F]``.
     """
-    check_tensor(x, "x", ndim=2, floating=True)
+    check_tensor(x, "x", ndim=2, floating=True, finite=True)
     check_choice(score, SCORES, "score")
     check_choice(negative, NEGATIVE, "negative")
     n = x.size(0) if num_nodes is None else int(num_nodes)
@@ -227,6 +234,7 @@ def edge_attention(
                 f"'edge_weight' has {edge_weight.numel()} entries but the graph has "
                 f"{csr.num_edges} edges"
             )
+        check_finite(edge_weight, "edge_weight")
         e = csr.to_csr_order(edge_weight.to(work))
     out, alpha = _EdgeAttention.apply(
         q.to(work).contiguous(),

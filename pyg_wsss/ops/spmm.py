@@ -7,7 +7,7 @@ from torch import Tensor
 from torch.autograd import Function
 from torch.autograd.function import once_differentiable
 
-from .._checks import check_tensor
+from .._checks import check_finite, check_tensor
 from .csr import CSRGraph, to_csr
 
 __all__ = ["spmm", "sddmm", "fixed_spmm", "csr_matrix"]
@@ -22,7 +22,20 @@ def _compute_dtype(dtype: torch.dtype) -> torch.dtype:
 
 def sddmm(csr: CSRGraph, a: Tensor, b: Tensor) -> Tensor:
     """Sampled dense-dense product: ``out_e = <a[row_e], b[col_e]>`` for every CSR entry ``e``
-    (CSR order), computed by ``torch.sparse.sampled_addmm`` without an ``[E, F]`` gather."""
+    (CSR order), computed by ``torch.sparse.sampled_addmm`` without an ``[E, F]`` gather.
+
+    Shapes:
+        a ``[num_dst, F]``, b ``[num_src, F]`` -> ``[E]``.
+    """
+    if not isinstance(csr, CSRGraph):
+        raise TypeError(f"'csr' must be a CSRGraph (see to_csr), got {type(csr).__name__}")
+    check_tensor(a, "a", ndim=2, floating=True)
+    check_tensor(b, "b", ndim=2, floating=True)
+    if a.size(0) != csr.num_dst or b.size(0) != csr.num_src or a.size(1) != b.size(1):
+        raise ValueError(
+            f"'a' {tuple(a.shape)} must be [num_dst={csr.num_dst}, F] and 'b' {tuple(b.shape)} "
+            f"[num_src={csr.num_src}, F]"
+        )
     if csr.num_edges == 0:
         return a.new_zeros(0)
     pattern = csr.matrix(a.new_zeros(csr.num_edges))
@@ -97,6 +110,7 @@ def spmm(
                 f"'edge_weight' has {edge_weight.numel()} entries but the graph has "
                 f"{csr.num_edges} edges"
             )
+        check_finite(edge_weight, "edge_weight")
         values = csr.to_csr_order(edge_weight.to(work))
     out = _SpMMFunction.apply(values, x.to(work).contiguous(), csr)
     return out.to(dtype)
@@ -117,6 +131,7 @@ def csr_matrix(row: Tensor, col: Tensor, value: Tensor, size: tuple[int, int]) -
             f"'row', 'col' and 'value' must have one entry each per element, got "
             f"{row.numel()}, {col.numel()} and {value.numel()}"
         )
+    check_finite(value, "value")
     m, n = int(size[0]), int(size[1])
     for name, idx, bound in (("row", row, m), ("col", col, n)):
         if idx.numel() and (int(idx.min()) < 0 or int(idx.max()) >= bound):

@@ -495,3 +495,59 @@ def test_accepted_variant_gives_the_canonical_result(spec, mutate):
 @pytest.mark.parametrize("spec,mutate", RUNS)
 def test_edge_case_runs_finite(spec, mutate):
     check_runs(spec, mutate)
+
+
+# --------------------------------------------------------------------------------------------
+# half / bfloat16 on every path (issue 17, item 4): input dtype returned, finite wherever
+# float32 is, close to the float32 result of the same (rounded) input; gradients too
+# --------------------------------------------------------------------------------------------
+def _aac_call(fused, x, scale=1.0):
+    torch.manual_seed(0)
+    conv = conv_pkg.AffinityAttentionConv(w_init=0.7, fused=fused, num_graphs=2)
+    return conv(x * scale, _graph(), torch.rand(_graph().size(1),
+                generator=torch.Generator().manual_seed(4)), batch=_batch())
+
+
+LOW_PRECISION = {
+    "partial_cross_entropy": lambda x: F.partial_cross_entropy(x, _labels(), batch=_batch()),
+    "entropy_loss": lambda x: F.entropy_loss(x, _labels(), batch=_batch()),
+    "laplacian_loss[edges]": lambda x: F.laplacian_loss(x, _graph(), method="edges"),
+    "laplacian_loss[spmm]": lambda x: F.laplacian_loss(x, _graph(), method="spmm"),
+    "laplacian_quadratic_form": lambda x: F.laplacian_quadratic_form(
+        F.laplacian_matrix(_two_graph_edges(), None, N), x, _batch()),
+    "gated_crf_loss[spmm]": lambda x: F.gated_crf_loss(
+        x, _graph(), torch.ones(_graph().size(1)), method="spmm"),
+    "gated_crf_loss[edges]": lambda x: F.gated_crf_loss(
+        x, _graph(), torch.ones(_graph().size(1)), method="edges"),
+    "AffinityAttentionConv[fused=True]": lambda x: _aac_call(True, x),
+    "AffinityAttentionConv[fused=False]": lambda x: _aac_call(False, x),
+    "AffinityAttentionConv[fused=True,x1e4]": lambda x: _aac_call(True, x, 1e4),
+    "AffinityAttentionConv[fused=False,x1e4]": lambda x: _aac_call(False, x, 1e4),
+    "AffinityAttentionConv[fused=True,zero]": lambda x: _aac_call(True, x, 0.0),
+    "AffinityAttentionConv[fused=False,zero]": lambda x: _aac_call(False, x, 0.0),
+    "AffinityAttentionConv[fused=False,tiny]": lambda x: _aac_call(False, x, 1e-6),
+    "fit_wsgcn": lambda x: models_pkg.fit_wsgcn(
+        x, _two_graph_edges(), None, _labels(), _batch(), steps=2, num_classes=K,
+        lap_edge_index=_graph()),
+}
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16], ids=["fp16", "bf16"])
+@pytest.mark.parametrize("name", sorted(LOW_PRECISION))
+def test_low_precision_matches_float32(name, dtype):
+    fn = LOW_PRECISION[name]
+    d = 6 if name.startswith(("AffinityAttentionConv", "fit_wsgcn")) else K
+    x32 = _x(d).to(dtype).float().requires_grad_()  # the same values in both precisions
+    xlo = x32.detach().to(dtype).requires_grad_()
+    ref, out = fn(x32), fn(xlo)
+    assert out.dtype == dtype, f"{name}: returned {out.dtype} for {dtype} input"
+    assert torch.isfinite(ref).all() and torch.isfinite(out).all()
+    scale = ref.detach().abs().max().clamp(min=1.0)
+    tol = 2e-2 if dtype == torch.float16 else 6e-2
+    assert (out.float() - ref).abs().max() <= tol * scale, name
+    if name != "fit_wsgcn":  # fit_wsgcn returns a detached eval-mode prediction
+        ref.float().sum().backward()
+        out.float().sum().backward()
+        assert xlo.grad.dtype == dtype and torch.isfinite(xlo.grad).all()
+        gscale = x32.grad.abs().max().clamp(min=1.0)
+        assert (xlo.grad.float() - x32.grad).abs().max() <= 4 * tol * gscale, name
