@@ -24,9 +24,12 @@ How the output folder is kept consistent (the on-disk protocol):
   loading (``names=``, or a dataset with a ``names`` attribute, like the readers of
   :mod:`pyg_wsss.data`), a finished image is not even loaded.
 * **failures.tsv** holds one current row per failing image: ``name``, ``index``,
-  ``reason`` (tab-separated, no header). It is rewritten atomically under a lock whenever it
-  changes: a row is replaced (not appended) when the image fails again and removed when the
-  image later succeeds (or is found finished); the file is deleted when no row is left.
+  ``reason`` (tab-separated, no header). It is rewritten atomically (temporary file +
+  :func:`os.replace`) under a lock on the folder, so concurrent runs merge their rows, when
+  it changes (at most once a second while failures keep coming, and at the end of the run):
+  a row is replaced (not appended) when the image fails again and removed when the image
+  later succeeds (or is found finished); the file is deleted when no row is left. Lines
+  that are not ``name<TAB>index<TAB>reason`` rows are kept as they are.
 """
 from __future__ import annotations
 
@@ -380,11 +383,20 @@ def _folder_lock(folder: Path, name: str) -> Iterator[None]:
 
 
 class _FailureLog:
-    """``failures.tsv``: one current row per failing ``(name, index)``."""
+    """``failures.tsv``: one current row per failing ``(name, index)``.
 
-    def __init__(self, path: Path) -> None:
+    Changes are applied to the file under a folder lock (so concurrent runs merge their rows)
+    at most once per ``interval`` seconds and at the end of the run (:meth:`flush`), so a run
+    where every image fails does not rewrite a growing file once per image.
+    """
+
+    def __init__(self, path: Path, interval: float = 1.0) -> None:
         self.path = path
-        self.names: set[str] = set()  # names with a row, as last read
+        self.interval = interval
+        self.names: set[str] = set()  # names with a row, as last read (and changed by us)
+        self._sets: dict[tuple[str, str], str] = {}
+        self._clears: dict[str, set[str]] = {}  # name -> indices that succeeded
+        self._last = -float("inf")
 
     def check(self) -> None:
         """At start: the log is a readable, writable file (or absent), its folder writable."""
@@ -417,46 +429,61 @@ class _FailureLog:
         self.names = {n for n, _ in rows}
         return extra, rows
 
-    def _update(self, change: Callable[[dict[tuple[str, str], str]], None]) -> None:
-        with _folder_lock(self.path.parent, self.path.name):
-            extra, rows = self._read()
-            before = dict(rows)
-            change(rows)
-            if rows == before:
-                return
-            if rows or extra:
-                body = extra + [f"{n}\t{i}\t{r}" for (n, i), r in rows.items()]
-                atomic_write(self.path, ("\n".join(body) + "\n").encode("utf-8"))
-            else:
-                with contextlib.suppress(FileNotFoundError):
-                    self.path.unlink()
-            self.names = {n for n, _ in rows}
+    def _apply(self, rows: dict[tuple[str, str], str]) -> None:
+        for name, indices in self._clears.items():
+            # drop the rows of ``name``, but keep those of other samples that wanted the
+            # same output name (their own reason: a duplicate)
+            for key in [k for k in rows if k[0] == name]:
+                if key[1] in indices or not rows[key].startswith(_DUPLICATE):
+                    del rows[key]
+        rows.update(self._sets)
 
-    def _safely(self, change: Callable[[dict[tuple[str, str], str]], None]) -> None:
+    def flush(self) -> None:
+        """Write the pending changes (a warning, not an error, if that fails: the log was
+        checked at start, and the images concerned have no PNG, so a rerun retries them)."""
+        if not self._sets and not self._clears:
+            return
         try:
-            self._update(change)
-        except OSError as err:  # checked at start; a later error (disk full) must not stop
+            with _folder_lock(self.path.parent, self.path.name):
+                extra, rows = self._read()
+                before = dict(rows)
+                self._apply(rows)
+                if rows != before:
+                    if rows or extra:
+                        body = extra + [f"{n}\t{i}\t{r}" for (n, i), r in rows.items()]
+                        atomic_write(self.path, ("\n".join(body) + "\n").encode("utf-8"))
+                    else:
+                        with contextlib.suppress(FileNotFoundError):
+                            self.path.unlink()
+                self.names = {n for n, _ in rows}
+        except OSError as err:
             warnings.warn(f"could not update the failure log {self.path}: {err}",
-                          RuntimeWarning, stacklevel=3)
+                          RuntimeWarning, stacklevel=2)
+            return
+        self._sets.clear()
+        self._clears.clear()
+        self._last = time.monotonic()
+
+    def _changed(self) -> None:
+        if time.monotonic() - self._last >= self.interval:
+            self.flush()
 
     def set(self, name: str, index: int, reason: str) -> None:
-        def change(rows: dict[tuple[str, str], str]) -> None:
-            rows[(_one_line(name), str(index))] = reason
-
-        self._safely(change)
+        key = (_one_line(name), str(index))
+        self._sets[key] = reason
+        self._clears.get(key[0], set()).discard(key[1])
+        self.names.add(key[0])
+        self._changed()
 
     def clear(self, name: str, index: int) -> None:
-        """``name`` (sample ``index``) succeeded: drop its rows (but keep the rows of other
-        samples that wanted the same output name)."""
+        """``name`` (sample ``index``) succeeded or is finished: drop its rows."""
         if name not in self.names:
             return
-
-        def change(rows: dict[tuple[str, str], str]) -> None:
-            for key in [k for k in rows if k[0] == name]:
-                if key[1] == str(index) or not rows[key].startswith(_DUPLICATE):
-                    del rows[key]
-
-        self._safely(change)
+        self._clears.setdefault(name, set()).add(str(index))
+        for key in [k for k in self._sets if k[0] == name]:
+            if key[1] == str(index) or not self._sets[key].startswith(_DUPLICATE):
+                del self._sets[key]
+        self._changed()
 
 
 # --------------------------------------------------------------------------------------------
@@ -868,6 +895,7 @@ def generate(
         flush()
     finally:
         claims.release_all()
+        flog.flush()
         if bar is not None:
             bar.close()
     return summary

@@ -464,3 +464,20 @@ def test_temp_files_and_claims_of_live_owners_are_kept(tmp_path):
     s = generate(_dataset(3), _method, tmp_path, progress=False)  # its owner is gone now
     assert (s.done, s.skipped, s.busy) == (1, 2, 0)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["img_0.png", "img_1.png", "img_2.png"]
+
+
+def test_failure_log_is_not_rewritten_once_per_image(tmp_path, monkeypatch):
+    from pyg_wsss.pseudo import driver
+
+    writes = []
+    real = driver.atomic_write
+    monkeypatch.setattr(driver, "atomic_write", lambda path, data: (
+        writes.append(Path(path).name), real(path, data)))
+
+    def fail(samples):
+        raise ValueError("always")
+
+    s = generate(_dataset(60), fail, tmp_path, progress=False)
+    assert s.failed == 60
+    assert len((tmp_path / "failures.tsv").read_text().splitlines()) == 60
+    assert 1 <= writes.count("failures.tsv") <= 3  # the first change, then once a second
