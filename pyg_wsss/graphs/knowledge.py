@@ -428,6 +428,8 @@ def load_class_knowledge(
         :class:`ClassKnowledge` ``(relation [C, C], embeddings [C, 50], class_names)``.
     """
     check_choice(dataset, KNOWLEDGE_DATASETS, "dataset")
+    if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
+        raise TypeError(f"'dtype' must be a floating torch.dtype, got {dtype!r}")
     ref = resources.files("pyg_wsss.graphs").joinpath("assets", f"{dataset}_knowledge.npz")
     with resources.as_file(ref) as path:
         if not path.exists():

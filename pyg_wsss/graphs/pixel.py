@@ -209,4 +209,7 @@ def batch_pixel_graphs(
         raise ValueError("'batch_size' is only used with a single graph")
     if len(graphs) == 0:
         raise ValueError("'graphs' is empty")
+    for g in graphs:
+        if not isinstance(g, Data):
+            raise TypeError(f"'graphs' must hold PixelGraph objects, got {type(g).__name__}")
     return Batch.from_data_list(list(graphs))
