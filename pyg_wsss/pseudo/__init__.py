@@ -61,6 +61,7 @@ _MEMBERS = {
     "generate": "driver",
     "GenerateSummary": "driver",
     "shard_indices": "driver",
+    "output_name": "driver",
     "save_label_png": "driver",
     "atomic_write": "driver",
 }

@@ -57,7 +57,8 @@ from .._checks import check_choice, check_positive
 from .._optional import available
 from ..data.io import label_png_bytes
 
-__all__ = ["generate", "GenerateSummary", "shard_indices", "save_label_png", "atomic_write"]
+__all__ = ["generate", "GenerateSummary", "shard_indices", "output_name", "save_label_png",
+           "atomic_write"]
 
 IGNORE = 255
 _TMP_PREFIX = ".pyg_wsss-tmp-"
@@ -209,6 +210,20 @@ def _safe_name(name: Any, index: int) -> str:
             )
         safe.append(s)
     return "/".join(safe)
+
+
+def output_name(name: Any, index: int = 0) -> str:
+    """The output path stem :func:`generate` uses for a sample named ``name`` (at dataset
+    position ``index``): ``out_dir / (output_name(name) + ".png")`` is its label PNG.
+
+    ``/`` separates sub-folders; in every component, characters outside
+    ``[A-Za-z0-9._-]`` become ``_`` and leading / trailing ``.`` and ``_`` are dropped;
+    ``None`` (or a one-component name that becomes empty) gives ``f"{index:06d}"``.
+
+    Raises:
+        ValueError: an absolute name, a ``..`` component or an empty component.
+    """
+    return _safe_name(name, index)
 
 
 def _one_line(text: Any) -> str:

@@ -481,3 +481,12 @@ def test_failure_log_is_not_rewritten_once_per_image(tmp_path, monkeypatch):
     assert s.failed == 60
     assert len((tmp_path / "failures.tsv").read_text().splitlines()) == 60
     assert 1 <= writes.count("failures.tsv") <= 3  # the first change, then once a second
+
+
+def test_output_name():
+    from pyg_wsss.pseudo import output_name
+
+    assert output_name("train 2017/a b.c") == "train_2017/a_b.c"
+    assert output_name(None, 7) == "000007" and output_name("???", 3) == "000003"
+    with pytest.raises(ValueError, match="'..'"):
+        output_name("a/../b")
