@@ -76,7 +76,7 @@ def _miou(stdout: str) -> float:
     return float(m.group(1))
 
 
-def test_filled_pseudo_label_evaluate_show_rerun(tiny, tmp_path):
+def test_filled_pseudo_label_evaluate_show_rerun(tiny, tmp_path, capsys):
     out = tmp_path / "filled"
     args = ["pseudo-label", "--images", str(tiny / "images"), "--coco",
             str(tiny / "instances.json"), "--supervision", "box", "--method", "filled",
@@ -128,8 +128,8 @@ def test_filled_pseudo_label_evaluate_show_rerun(tiny, tmp_path):
     assert {p: p.stat().st_mtime_ns for p in out.rglob("*.png")} == mtimes
     # another method into the same folder is refused; --overwrite recomputes
     other = [a if a != "filled" else "grabcut" for a in args]
-    r = run(*other, cwd=tmp_path)
-    assert r.returncode == 2 and "another run" in r.stderr
+    assert cli.main(other) == 2
+    assert "another run (--method 'filled')" in _error_line(capsys.readouterr().err)
     r = run(*args, "--overwrite", cwd=tmp_path)
     assert r.returncode == 0 and "4 written" in r.stdout
     assert all(p.stat().st_mtime_ns != mtimes[p] for p in mtimes)
@@ -146,6 +146,45 @@ def test_grabcut_and_missing_predictions(tiny, tmp_path):
     assert r.returncode == 0, r.stderr
     assert _miou(r.stdout) > _expected_filled_miou(tiny) - 0.2
     assert "1 missing prediction" in r.stdout
+
+
+def test_a2gnn_box_with_a_config(tiny, tmp_path):
+    cfg = tmp_path / "a2gnn.toml"
+    cfg.write_text("stage1_epochs = 3\nstage2_epochs = 3\nhidden_channels = 8\n"
+                   "affinity_epochs = 1\n")
+    out = tmp_path / "a2gnn"
+    r = run("pseudo-label", "--images", str(tiny / "images"), "--coco",
+            str(tiny / "instances.json"), "--supervision", "box", "--method", "a2gnn",
+            "--config", str(cfg), "--device", "auto", "--out", str(out), "--no-progress",
+            cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    for n in NAMES:
+        labels = np.asarray(Image.open(out / f"{n}.png"))
+        assert labels.shape == (48, 64) and set(np.unique(labels)) <= {0, 3, 17, 255}
+    record = json.loads((out / "run.json").read_text())
+    assert record["method"]["settings"]["stage1_epochs"] == 3
+    assert record["device"] in ("cpu", "cuda")
+
+
+def test_tag_supervision_on_a_mask_folder(tiny, tmp_path):
+    """Masks folder + class names: tags from the masks, ImageNet CAMs (VOC names) or a
+    classifier, WSGCN; the evaluation uses the same folder."""
+    cfg = tmp_path / "w.json"
+    cfg.write_text(json.dumps({"steps": 5, "cam_backbone": "small_cnn",
+                               "classifier_epochs": 2, "image_size": 32}))
+    out = tmp_path / "wsgcn"
+    names = tmp_path / "names.json"
+    names.write_text(json.dumps({"3": "cat", "17": "dog"}))
+    r = run("pseudo-label", "--images", str(tiny / "images"), "--masks", str(tiny / "masks"),
+            "--class-names", str(names), "--supervision", "tag", "--method", "wsgcn",
+            "--config", str(cfg), "--out", str(out), "--no-progress", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert json.loads((out / "classes.json").read_text()) == {
+        "0": "background", "3": "cat", "17": "dog", "255": "unlabelled"}
+    labels = np.asarray(Image.open(out / "a/img1.png"))
+    assert set(np.unique(labels)) <= {0, 17, 255}  # the image's tags only
+    r = run("evaluate", "--pred", str(out), "--masks", str(tiny / "masks"), cwd=tmp_path)
+    assert r.returncode == 0 and 0 <= _miou(r.stdout) <= 1
 
 
 def test_bad_images_are_logged_and_the_others_written(tiny, tmp_path):
