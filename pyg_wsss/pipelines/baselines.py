@@ -92,8 +92,8 @@ def random_walk_crf_labels(
 
     ``stride=None`` picks the smallest stride whose grid has at most ``max_nodes`` nodes.
     """
+    from ..pseudo import random_walk_from_image
     from ..pseudo.crf import dense_crf
-    from ..pseudo.random_walk import random_walk_from_image
 
     out = []
     for i, (s, cam) in enumerate(zip(samples, cams)):
