@@ -62,6 +62,8 @@ def _counts(
     pred: Any, target: Any, num_classes: int, ignore_index: int | None
 ) -> tuple[np.ndarray, np.ndarray]:
     """``(matrix [K, K], unlabelled [K])`` for one pair of label maps."""
+    if ignore_index is not None and 0 <= ignore_index < num_classes:
+        raise ValueError(f"'ignore_index' ({ignore_index}) must not be a class id")
     p = _labels(pred, "pred")
     t = _labels(target, "target")
     if p.shape != t.shape:
@@ -70,8 +72,6 @@ def _counts(
     _check_range(t, num_classes, ignore_index, "target")
     p = p.reshape(-1).astype(np.int64)
     t = t.reshape(-1).astype(np.int64)
-    if ignore_index is not None and 0 <= ignore_index < num_classes:
-        raise ValueError(f"'ignore_index' ({ignore_index}) must not be a class id")
     valid = t != ignore_index if ignore_index is not None else np.ones_like(t, dtype=bool)
     p, t = p[valid], t[valid]
     unl = p == ignore_index if ignore_index is not None else np.zeros_like(p, dtype=bool)

@@ -171,7 +171,7 @@ def classifier_cams(
     cam_fn = _resolve_cam_fn(model)
     check_choice(normalize, ("max", "minmax"), "normalize")
     scales = _check_scales(scales)
-    if isinstance(images, (np.ndarray, Tensor)) or not hasattr(images, "__len__"):
+    if isinstance(images, (np.ndarray, Tensor, str, bytes)) or not hasattr(images, "__len__"):
         raise TypeError("'images' must be a list of [H, W, 3] images")
     if not hasattr(tags, "__len__") or len(tags) != len(images):
         raise ValueError(

@@ -132,13 +132,17 @@ def points_to_seeds(points: ArrayLike | Sequence, shape: tuple[int, int]) -> np.
         raise ValueError(f"'points' must have shape [P, 3] (row, col, class), got {p.shape}")
     if p.size and not np.issubdtype(p.dtype, np.integer):
         raise TypeError(f"'points' must be integer, got {p.dtype}")
-    h, w = shape
+    if not isinstance(shape, (tuple, list)) or len(shape) != 2:
+        raise TypeError(f"'shape' must be a pair (H, W), got {shape!r}")
+    check_positive(shape[0], "shape", integer=True)
+    check_positive(shape[1], "shape", integer=True)
+    h, w = int(shape[0]), int(shape[1])
     out = np.full((h, w), IGNORE, dtype=np.uint8)
     for k, (r, c, cls) in enumerate(p.astype(np.int64).tolist()):
         if not (0 <= r < h and 0 <= c < w):
-            raise ValueError(f"point {k} {(r, c)} is outside the {h}x{w} image")
+            raise ValueError(f"'points' row {k} {(r, c)} is outside the {h}x{w} image")
         if not 0 <= cls < 255:
-            raise ValueError(f"point {k} has class {cls}, outside 0..254")
+            raise ValueError(f"'points' row {k} has class {cls}, outside 0..254")
         out[r, c] = cls
     return out
 
@@ -153,5 +157,7 @@ def merge_seeds(primary: ArrayLike, fallback: ArrayLike) -> np.ndarray:
     """``primary`` where it is known (not 255), else ``fallback`` (A2GNN 7.1: :math:`M_S`
     over :math:`M'_I`). Returns ``uint8 [H, W]``."""
     a = _label_map(primary, "primary")
-    b = _label_map(fallback, "fallback", a.shape)
+    b = _label_map(fallback, "fallback")
+    if a.shape != b.shape:
+        raise ValueError(f"'primary' {a.shape} and 'fallback' {b.shape} must have the same shape")
     return np.where(a != IGNORE, a, b).astype(np.uint8)
