@@ -148,6 +148,17 @@ def _lookup_to_contiguous(category_ids: Sequence[int]) -> np.ndarray:
     return table
 
 
+def _pred_path(pred: Path, name: str, index: int) -> Path:
+    """Where ``pseudo-label`` wrote the PNG of the image named ``name`` (the driver's
+    output-name rule: sub-folders kept, odd characters replaced)."""
+    from .pseudo.driver import output_name
+
+    try:
+        return pred / f"{output_name(name, index)}.png"
+    except ValueError:
+        return pred / f"{name}.png"
+
+
 def _read_png(path: Path) -> np.ndarray:
     """A label PNG's raw values (palette indices or grey levels), ``uint8 [H, W]``."""
     from PIL import Image
@@ -515,7 +526,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         except (ValueError, OSError) as err:
             unreadable.append((name, " ".join(str(err).split())))
             continue
-        path = pred / f"{name}.png"
+        path = _pred_path(pred, name, i)
         if not path.is_file():
             missing.append(name)
             labels = np.full(gt.shape, IGNORE, dtype=np.uint8)
@@ -676,16 +687,19 @@ def cmd_show(args: argparse.Namespace) -> int:
     else:
         stems = [p.relative_to(pred).with_suffix("").as_posix()
                  for p in sorted(pred.rglob("*.png"))]
-    stems = [s for s in stems if (pred / f"{s}.png").is_file()][: args.num]
-    if not stems:
+    if dataset is not None:
+        found = [(i, s, _pred_path(pred, s, i)) for i, s in enumerate(stems)]
+    else:
+        found = [(None, s, pred / f"{s}.png") for s in stems]
+    found = [f for f in found if f[2].is_file()][: args.num]
+    if not found:
         _fail(f"no label PNGs in {pred} for these images")
     palette = voc_palette(256)
     rows, row_titles, seen = [], [], set()
-    for stem in stems:
-        labels = _read_png(pred / f"{stem}.png")
+    for i, stem, png in found:
+        labels = _read_png(png)
         gt = None
         if dataset is not None:
-            i = list(dataset.names).index(stem)
             try:
                 sample = dataset[i]
             except (ValueError, OSError) as err:
