@@ -206,11 +206,17 @@ several plain runs share one folder.
 
 
 def _methods_help() -> str:
-    from .pipelines.methods import method_summaries
+    import textwrap
+
+    from .pipelines.methods import method_settings, method_summaries
 
     lines = []
     for name, (sups, summary) in method_summaries().items():
-        lines.append(f"  {name:<12} ({', '.join(sups)}): {summary}")
+        text = f"{name} ({', '.join(sups)}): {summary}."
+        keys = method_settings(name)
+        if keys:
+            text += " Settings: " + ", ".join(keys) + "."
+        lines.append(textwrap.fill(text, 88, initial_indent="  ", subsequent_indent="      "))
     return "\n".join(lines)
 
 

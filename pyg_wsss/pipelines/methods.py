@@ -730,6 +730,18 @@ def get_method(
                device, progress)
 
 
+def method_settings(name: str) -> list[str]:
+    """The ``config`` keys of method ``name`` as ``key=default`` (and the config dataclass
+    whose fields it also takes)."""
+    cls = _REGISTRY[name]
+    out = [f"{k}={v!r}" for k, v in cls.defaults.items()]
+    if cls is A2GNNMethod:
+        out.append("the fields of pyg_wsss.pipelines.a2gnn.A2GNNConfig")
+    elif cls is WSGCNMethod:
+        out.append("the fields of pyg_wsss.pipelines.wsgcn.WSGCNConfig")
+    return out
+
+
 def method_summaries() -> dict[str, tuple[tuple[str, ...], str]]:
     """``{name: (supervisions, one-line summary)}`` for help texts."""
     return {k: (v.supervisions, v.summary) for k, v in _REGISTRY.items()}
