@@ -313,3 +313,20 @@ def test_top_level_help_and_bench_list(capsys):
     assert "graphs" in capsys.readouterr().out
     assert cli.main(["bench", "no-such-benchmark"]) == 2
     assert "unknown benchmark" in capsys.readouterr().err
+
+
+def test_bench_without_the_scripts_says_so(monkeypatch, capsys):
+    monkeypatch.setattr(cli, "_benchmarks_dir", lambda: None)
+    assert cli.main(["bench"]) == 0
+    assert "not installed with the package" in capsys.readouterr().out
+    assert cli.main(["bench", "graphs"]) == 2
+    assert "run pyg-wsss bench from a clone" in _error_line(capsys.readouterr().err)
+
+
+def test_demo_wraps_the_demo(tmp_path):
+    r = run("demo", "--contexts", "synthetic", "--num-images", "2", "--num-train", "4",
+            "--image-size", "32", "--epochs", "1", "--systems", "Baselines", "--no-progress",
+            "--out", str(tmp_path / "demo"), cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    rows = json.loads((tmp_path / "demo" / "results.json").read_text())["rows"]
+    assert {row["method"] for row in rows} >= {"CAM (bg threshold)"}
