@@ -475,6 +475,57 @@ def _model_specs():
                      tags=torch.tensor([[1.0, 0, 1], [0, 1, 0]])),
         bad, ok,
     ))
+
+    # backbones, classifiers and CAM accumulation -----------------------------------------
+    def img4(c=3):
+        return torch.rand(2, c, 16, 16, generator=torch.Generator().manual_seed(3))
+
+    def small_cnn(**kw):
+        torch.manual_seed(0)
+        return M.SmallCNN(widths=(4, 8), output_stride=4).eval()(**kw)
+
+    bad, ok = feature_cases("x", ndim=4)
+    bad += [("x-channels", put("x", lambda x, kw: x[:, :2]), "x")]
+    specs.append(Spec("SmallCNN", small_cnn, lambda: dict(x=img4()), bad, ok))
+    bad = [("widths", lambda kw: dict(widths=(4, 0)), "widths"),
+           ("output_stride", lambda kw: dict(output_stride=0), "output_stride")]
+    specs.append(Spec("SmallCNN()", M.SmallCNN, dict, bad))
+    bad = [("name", put("name", "resnet7"), "name"), ("name-type", put("name", 3), "name"),
+           ("pretrained", put("pretrained", True), "small_cnn")]
+    specs.append(Spec("build_backbone", M.build_backbone, lambda: dict(name="small_cnn"), bad))
+
+    def cam_classifier(**kw):
+        torch.manual_seed(0)
+        model = M.CAMClassifier(M.SmallCNN(widths=(4, 8), output_stride=4), 3).eval()
+        return model(**kw), model.cam(**kw)
+
+    bad, ok = feature_cases("x", ndim=4)
+    specs.append(Spec("CAMClassifier", cam_classifier, lambda: dict(x=img4()), bad, ok))
+    specs.append(Spec("CAMClassifier()", M.CAMClassifier,
+                      lambda: dict(backbone=M.SmallCNN(widths=(4, 8)), num_classes=3),
+                      [("num_classes", put("num_classes", 0), "num_classes")]))
+
+    def accumulate(**kw):
+        acc = M.OnlineCAMAccumulator()
+        acc.update(**kw)
+        return [acc[k] for k in kw["keys"]]
+
+    bad, ok = feature_cases("cams", ndim=4)
+    bad += [("keys-length", put("keys", ["a"]), "keys"),
+            ("keys-type", put("keys", 3), "keys"),
+            ("tags-shape", put("tags", lambda t, kw: t[:, 1:]), "tags"),
+            ("probs-shape", put("probs", lambda p, kw: p[1:]), "probs"),
+            ("probs-nan", put("probs", lambda p, kw: p.index_fill(0, torch.tensor([0]),
+                                                                  float("nan"))), "probs")]
+    ok += [("tags-bool", put("tags", lambda t, kw: t.bool()))]
+    specs.append(Spec(
+        "OnlineCAMAccumulator", accumulate,
+        lambda: dict(keys=["a", "b"], cams=torch.rand(2, 3, 4, 4),
+                     tags=torch.tensor([[1.0, 0, 1], [0, 1, 0]]), probs=torch.rand(2, 3)),
+        bad, ok,
+    ))
+    specs.append(Spec("OnlineCAMAccumulator()", M.OnlineCAMAccumulator, dict,
+                      [("prob_threshold", put("prob_threshold", 1.5), "prob_threshold")]))
     return specs
 
 

@@ -56,7 +56,7 @@ class Backbone(nn.Module):
         raise NotImplementedError
 
     def forward(self, x: Tensor) -> list[Tensor]:
-        check_tensor(x, "x", ndim=4, floating=True)
+        check_tensor(x, "x", ndim=4, floating=True, finite=True)
         if x.size(1) != 3:
             raise ValueError(f"'x' must have 3 (RGB) channels, got shape {tuple(x.shape)}")
         return self.features(self.normalize(x))

@@ -348,9 +348,23 @@ class OnlineCAMAccumulator:
     ) -> None:
         """Accumulate raw maps ``cams`` ``[N, L, h, w]`` of images ``keys`` (``[N, L]``
         ``tags`` and optional ``probs``)."""
-        check_tensor(cams, "cams", ndim=4, floating=True)
+        check_tensor(cams, "cams", ndim=4, floating=True, finite=True)
+        if not hasattr(keys, "__len__") or isinstance(keys, (str, bytes)):
+            raise TypeError(f"'keys' must be a sequence of image keys, got {type(keys).__name__}")
         if len(keys) != cams.size(0):
-            raise ValueError(f"got {len(keys)} keys for {cams.size(0)} maps")
+            raise ValueError(f"'keys' has {len(keys)} entries for {cams.size(0)} maps ('cams')")
+        check_tensor(tags, "tags", ndim=2)
+        if tuple(tags.shape) != tuple(cams.shape[:2]):
+            raise ValueError(
+                f"'tags' must have shape {tuple(cams.shape[:2])} ([N, L] of 'cams'), got "
+                f"{tuple(tags.shape)}"
+            )
+        if probs is not None:
+            check_tensor(probs, "probs", ndim=2, floating=True, finite=True)
+            if probs.shape != tags.shape:
+                raise ValueError(
+                    f"'probs' must have shape {tuple(tags.shape)}, got {tuple(probs.shape)}"
+                )
         keep = tags > 0
         if probs is not None and not force:
             keep = keep & (probs >= self.prob_threshold)

@@ -1,0 +1,117 @@
+"""The validation policy switch (pyg_wsss.set_checks / checks) and the coverage of the
+bad-input matrix over the public callables of nn, ops, graphs, metrics and pseudo.{expand,
+crf, cam} (issue 17, items 2 and 6)."""
+import importlib
+import re
+
+import pytest
+import torch
+from badinput_matrix import REGISTRY
+
+import pyg_wsss
+from pyg_wsss import _checks
+from pyg_wsss.nn import functional as F
+
+# Public names that are not callables taking data (containers, constants, no arguments) or
+# need downloaded weights / a dataset / a trained backbone (covered by their own tests).
+EXCLUDED = {
+    # data containers and constants
+    "PixelGraph", "SuperpixelGraph", "ClassKnowledge", "CSRGraph", "CRFParams",
+    "GroupGNNOutput", "GAUSSIAN_PRESETS", "KNOWLEDGE_DATASETS", "CRF_PRESETS",
+    # no arguments
+    "clear_csr_cache",
+    # backbone base class and pretrained / torchvision backbones
+    "Backbone", "EfficientNetLite0Backbone", "VGG16Dilated", "ResNetBackbone",
+    # full models around a backbone and the training loop (tests/nn/models, tests/pipelines)
+    "AffinityNet", "GroupGNN", "KnowledgeClassifier", "GRMHead", "train_classifier",
+}
+MIN_COVERED = 69  # of the public names (some have several specs: paths, constructors)
+
+
+def _public() -> set[str]:
+    names: set[str] = set()
+    for mod in ("pyg_wsss.nn", "pyg_wsss.nn.functional", "pyg_wsss.nn.conv",
+                "pyg_wsss.nn.models", "pyg_wsss.graphs"):
+        names |= set(importlib.import_module(mod)._MEMBERS)
+    names |= set(importlib.import_module("pyg_wsss.ops").__all__)
+    names |= {"ConfusionMatrix", "confusion_matrix", "mean_iou"}
+    for mod in ("pyg_wsss.pseudo.expand", "pyg_wsss.pseudo.crf"):
+        names |= set(importlib.import_module(mod).__all__)
+    names |= {"multiscale_cam", "classifier_cams"}
+    names.discard("slic_segments")  # in graphs and pseudo.expand: both covered, named apart
+    names |= {"graphs.slic_segments", "pseudo.slic_segments"}
+    return names
+
+
+def _covered() -> set[str]:
+    for mod in ("test_nn", "test_ops", "test_graphs", "test_metrics_pseudo"):
+        importlib.import_module(mod)  # fills REGISTRY when run on its own
+    return {re.sub(r"\[.*\]|\(\)$", "", name) for area in REGISTRY.values() for name in area}
+
+
+def test_every_public_callable_is_covered():
+    public, covered = _public(), _covered()
+    missing = sorted(public - covered - EXCLUDED)
+    assert not missing, f"public callables without bad-input cases: {missing}"
+    n = len(public & covered)
+    cases = sum(sum(v.values()) for v in REGISTRY.values())
+    print(f"bad-input matrix: {n} callables, {cases} cases")
+    assert n >= MIN_COVERED
+
+
+# ------------------------------------------------------------------------------------------
+# the policy
+# ------------------------------------------------------------------------------------------
+def _nan_input():
+    x = torch.randn(4, 3)
+    x[0, 0] = float("nan")
+    return x
+
+
+def _gated(x):
+    e = torch.tensor([[0, 1, 2], [1, 2, 3]])
+    return F.gated_crf_loss(x, e, torch.ones(3))
+
+
+def test_set_checks_and_context_manager():
+    assert _checks.get_checks() == "auto"
+    with pytest.raises(ValueError, match="level"):
+        pyg_wsss.set_checks("paranoid")
+    with pyg_wsss.checks("cheap"):
+        assert _checks.get_checks() == "cheap"
+        assert torch.isnan(_gated(_nan_input()))  # the value check is skipped
+        with pytest.raises(ValueError, match="input"):  # cheap checks still run
+            _gated(torch.randn(4))
+    assert _checks.get_checks() == "auto"
+    with pytest.raises(ValueError, match="'input' contains NaN"):
+        _gated(_nan_input())
+    pyg_wsss.set_checks("cheap")
+    try:
+        assert not _checks.value_checks(torch.zeros(1))
+    finally:
+        pyg_wsss.set_checks("auto")
+
+
+def test_auto_level_skips_value_checks_off_the_cpu():
+    cpu, meta = torch.zeros(2), torch.zeros(2, device="meta")  # meta stands in for CUDA
+    assert _checks.value_checks(cpu) and not _checks.value_checks(cpu, meta)
+    with pyg_wsss.checks("full"):
+        assert _checks.value_checks(cpu, meta)
+
+
+def test_value_checks_are_skipped_while_compiling(monkeypatch):
+    monkeypatch.setattr(torch.compiler, "is_compiling", lambda: True)
+    with pyg_wsss.checks("full"):
+        assert not _checks.value_checks(torch.zeros(1))
+
+
+def test_batch_range_is_a_value_check():
+    x, y = torch.randn(4, 3), torch.tensor([0, 1, 2, 255])
+    bad = torch.tensor([0, 0, 1, 2])
+    with pytest.raises(ValueError, match="'batch' has graph indices in \\[0, 2\\]"):
+        F.partial_cross_entropy(x, y, batch=bad, num_graphs=2)
+    with pytest.raises(ValueError, match="'batch' has 3 entries"):  # cheap: always
+        with pyg_wsss.checks("cheap"):
+            F.partial_cross_entropy(x, y, batch=bad[1:], num_graphs=2)
+    with pytest.raises(ValueError, match="'batch' has negative"):  # num_graphs inferred
+        F.entropy_loss(x, batch=torch.tensor([0, -1, 0, 0]))
