@@ -10,7 +10,7 @@ from torch import Tensor, nn
 from torch_geometric.typing import Adj, OptTensor
 from torch_geometric.utils import to_dense_batch
 
-from ..._checks import check_fraction, check_positive, check_tensor
+from ..._checks import check_batch, check_fraction, check_positive, check_tensor, value_checks
 from ..conv.affinity_attention import AffinityAttentionConv
 
 
@@ -133,12 +133,12 @@ class A2GNN(nn.Module):
         if x.size(1) != self.in_channels:
             raise ValueError(f"'x' must have {self.in_channels} channels, got {x.size(1)}")
         if batch is not None and self.num_graphs > 1:
-            check_tensor(batch, "batch", ndim=1, floating=False)
-            if batch.numel() != x.size(0):
-                raise ValueError(f"'batch' has {batch.numel()} entries for {x.size(0)} nodes")
-            if batch.numel() and (batch.min() < 0 or batch.max() >= self.num_graphs):
-                raise ValueError(f"'batch' must be in [0, {self.num_graphs - 1}]")
-            if batch.numel() > 1 and bool((batch[1:] < batch[:-1]).any()):
+            batch, _ = check_batch(batch, x.size(0), self.num_graphs)  # length, dtype, range
+            if (
+                value_checks(batch)
+                and batch.numel() > 1
+                and bool((batch[1:] < batch[:-1]).any())
+            ):
                 raise ValueError("'batch' must be sorted (PyG Batch order)")
         h = F.relu(self._linear(x, self.lin_in, batch))
         if self.training and self.dropout > 0:
