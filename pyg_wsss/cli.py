@@ -357,12 +357,21 @@ def cmd_pseudo_label(args: argparse.Namespace) -> int:
     return 0
 
 
+_PATH_ARGS = ("images", "coco", "voc_xml", "masks", "class_names", "scribbles", "points",
+              "tags", "config", "out")
+
+
 def _arguments(args: argparse.Namespace) -> dict[str, Any]:
-    return {k: v for k, v in vars(args).items() if k not in ("func",)}
+    """The arguments for ``run.json``, paths made absolute."""
+    out = {k: v for k, v in vars(args).items() if k != "func"}
+    for k in _PATH_ARGS:
+        if out.get(k) is not None:
+            out[k] = str(Path(out[k]).resolve())
+    return out
 
 
-_RUN_KEYS = ("method", "supervision", "images", "coco", "voc_xml", "masks", "scribbles",
-             "points", "tags", "config")
+_RUN_KEYS = ("method", "supervision", "images", "coco", "voc_xml", "masks", "class_names",
+             "scribbles", "points", "tags", "config")
 
 
 def _check_previous_run(run_path: Path, args: argparse.Namespace) -> None:
@@ -373,7 +382,8 @@ def _check_previous_run(run_path: Path, args: argparse.Namespace) -> None:
         old = json.loads(run_path.read_text(encoding="utf-8")).get("arguments", {})
     except (OSError, ValueError, AttributeError):
         return
-    changed = [k for k in _RUN_KEYS if k in old and old.get(k) != getattr(args, k, None)]
+    now = _arguments(args)
+    changed = [k for k in _RUN_KEYS if k in old and old.get(k) != now.get(k)]
     if changed:
         what = ", ".join(f"--{k.replace('_', '-')} {old.get(k)!r}" for k in changed)
         _fail(f"{run_path.parent} holds the outputs of another run ({what}); use another "

@@ -148,3 +148,14 @@ def test_tag_methods_fit_on_the_dataset_then_label(name, one_thread):
         allowed = {0, 255} | {c + 1 for c in np.flatnonzero(s["tags"])}
         assert set(np.unique(lab).tolist()) <= allowed  # background + the image's tags
     assert "cams" in m.describe()
+
+
+@pytest.mark.parametrize("supervision", ["scribble", "point", "box"])
+def test_a2gnn_other_supervisions(supervision, one_thread):
+    ds = FakeDataset(6)
+    m = M.get_method("a2gnn", supervision, ds, TINY["a2gnn"], "cpu")
+    m.fit(ds)
+    s = ds[0]
+    (lab,) = m([s])
+    assert lab.shape == s["image"].shape[:2] and lab.dtype == np.uint8
+    assert set(np.unique(lab).tolist()) <= {0, 1, 2, 3, 255}
