@@ -27,8 +27,10 @@ Every public callable of :mod:`pyg_wsss` names the offending argument in a
   Value checks are always skipped while :func:`torch.compiler.is_compiling` is true.
 
   Functions whose own work already needs the values on the host (e.g. inferring
-  ``num_graphs`` from ``batch.max()``, building graphs on the CPU, metrics) check them
-  regardless of the level, since the check is free there.
+  ``num_graphs`` from ``batch.max()``, the CSR builder, metrics, label-map tools) and one-off
+  set-ups outside training loops (graph builders such as ``wsgcn_adjacency`` and
+  ``laplacian_matrix``, ``BatchedWSGCN`` / ``fit_wsgcn``, ``consistency_check``) check them
+  regardless of the level, since the check is cheap relative to the call there.
 
 With value checks skipped a bad value is not detected: an out-of-range index may then fail
 deep inside torch (or, on CUDA, with a device-side assert) and a NaN propagates.
@@ -195,16 +197,16 @@ def check_tensor(
 
 
 def check_edge_index(
-    edge_index: Any, num_nodes: int | None = None, name: str = "edge_index"
+    edge_index: Any, num_nodes: int | None = None, name: str = "edge_index", always: bool = False
 ) -> Tensor:
     """Check a ``[2, E]`` integer edge index (int64 or int32) with indices in
-    ``[0, num_nodes)`` (the range is a value check)."""
+    ``[0, num_nodes)`` (the range is a value check, unless ``always``: one-off builders)."""
     check_tensor(edge_index, name, ndim=2, floating=False)
     if edge_index.size(0) != 2:
         raise ValueError(f"'{name}' must have shape [2, E], got {tuple(edge_index.shape)}")
     if edge_index.dtype not in (torch.int64, torch.int32):
         raise TypeError(f"'{name}' must be int64 or int32, got {edge_index.dtype}")
-    if num_nodes is not None and edge_index.numel() > 0 and value_checks(edge_index):
+    if num_nodes is not None and edge_index.numel() > 0 and (always or value_checks(edge_index)):
         lo, hi = int(edge_index.min()), int(edge_index.max())
         if lo < 0 or hi >= num_nodes:
             raise ValueError(

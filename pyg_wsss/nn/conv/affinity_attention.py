@@ -106,7 +106,9 @@ class AffinityAttentionConv(MessagePassing):
         fused (bool, optional): Use the fused CSR kernel of :mod:`pyg_wsss.ops` (SDDMM +
             segment softmax + SpMM; memory :math:`O(E + NF)`). The plain gather/scatter
             path (the reference) is used when :obj:`False`, with attention dropout in
-            training, and under ``torch.compile``. (default: :obj:`True`)
+            training, and under ``torch.compile``. Both paths compute half and bfloat16
+            inputs in float32 and return the input dtype (finite wherever float32 is).
+            (default: :obj:`True`)
         eps (float, optional): Norm clamp of the cosine (as
             :func:`torch.nn.functional.normalize`; AGNNConv uses ``1e-12``).
         **kwargs (optional): Additional arguments of
@@ -191,7 +193,10 @@ class AffinityAttentionConv(MessagePassing):
                 target :math:`i`), or a ``torch.sparse`` / ``SparseTensor`` adjacency
                 ``adj_t[i, j]`` whose values are :math:`E_{i,j}`.
             edge_weight (torch.Tensor, optional): :math:`E_{i,j}` per edge, ``[E]``.
-            batch (torch.Tensor, optional): Graph of each node (``num_graphs > 1``).
+            batch (torch.Tensor, optional): Graph of each node in ``[0, num_graphs)``
+                (``num_graphs > 1``; any order). Its length is always checked, its range
+                (like the ``edge_index`` range and NaN/Inf in ``x`` / ``edge_weight``)
+                under the validation level of :mod:`pyg_wsss._checks`.
             return_attention_weights (bool, optional): If set, also return
                 ``(edge_index, attention)`` (the sparse layout for sparse input).
         """

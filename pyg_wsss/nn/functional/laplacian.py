@@ -86,7 +86,7 @@ def laplacian_matrix(
     """
     check_positive(num_nodes, "num_nodes", strict=False, integer=True)
     num_nodes = int(num_nodes)
-    check_edge_index(edge_index, num_nodes)
+    check_edge_index(edge_index, num_nodes, always=True)  # a one-off builder
     if dtype is not None and not (isinstance(dtype, torch.dtype) and dtype.is_floating_point):
         raise TypeError(f"'dtype' must be a floating torch.dtype, got {dtype!r}")
     src, dst = edge_index[0].long(), edge_index[1].long()

@@ -67,7 +67,7 @@ def wsgcn_adjacency(
         ``(edge_index [2, E'], edge_weight [E'])`` sorted by (target, source).
     """
     check_positive(num_nodes, "num_nodes", strict=False, integer=True)
-    check_edge_index(edge_index, num_nodes)
+    check_edge_index(edge_index, num_nodes, always=True)
     check_choice(variant, ADJACENCY_VARIANTS, "variant")
     src, dst = edge_index[0].long(), edge_index[1].long()
     if edge_weight is None:
@@ -151,7 +151,7 @@ def random_walk_transition(
         ``(edge_index [2, E'], edge_weight [E'])``.
     """
     check_positive(num_nodes, "num_nodes", integer=True)
-    check_edge_index(edge_index, num_nodes)
+    check_edge_index(edge_index, num_nodes, always=True)
     check_tensor(edge_weight, "edge_weight", ndim=1, floating=True, finite=True)
     if edge_weight.numel() != edge_index.size(1):
         raise ValueError("'edge_weight' must have one entry per edge")
@@ -402,7 +402,7 @@ class BatchedWSGCN(nn.Module):
         super().__init__()
         check_tensor(x, "x", ndim=2, floating=True, finite=True)
         n, d = x.shape
-        check_edge_index(edge_index, n)
+        check_edge_index(edge_index, n, always=True)
         check_tensor(batch, "batch", ndim=1, floating=False)
         if batch.numel() != n:
             raise ValueError(f"'batch' has {batch.numel()} entries but 'x' has {n} rows")
@@ -777,7 +777,7 @@ def fit_wsgcn(
     )
     lap = None
     if lap_edge_index is not None:
-        check_edge_index(lap_edge_index, n, name="lap_edge_index")
+        check_edge_index(lap_edge_index, n, name="lap_edge_index", always=True)
         if lap_edge_weight is not None:
             check_tensor(lap_edge_weight, "lap_edge_weight", ndim=1, floating=True, finite=True)
             if lap_edge_weight.numel() != lap_edge_index.size(1):
