@@ -526,6 +526,98 @@ def _model_specs():
     ))
     specs.append(Spec("OnlineCAMAccumulator()", M.OnlineCAMAccumulator, dict,
                       [("prob_threshold", put("prob_threshold", 1.5), "prob_threshold")]))
+
+    # full models around a backbone / the class knowledge ------------------------------------
+    def know():
+        g = torch.Generator().manual_seed(11)
+        e = torch.rand(3, 3, generator=g)
+        return torch.randn(3, 5, generator=g), (e + e.t()) / 2
+
+    def knowledge_clf(**kw):
+        torch.manual_seed(0)
+        v, e = know()
+        model = M.KnowledgeClassifier(M.SmallCNN(widths=(4, 8), output_stride=4), v, e,
+                                      hidden_channels=6).eval()
+        return model(**kw)
+
+    bad, ok = feature_cases("x", ndim=4)
+    bad += [("x-channels", put("x", lambda x, kw: x[:, :2]), "x")]
+    specs.append(Spec("KnowledgeClassifier", knowledge_clf, lambda: dict(x=img4()), bad, ok))
+    bad = [("node_features-rank", put("node_features", lambda v, kw: v[0]), "node_features"),
+           ("node_features-nan", put("node_features", lambda v, kw: v.index_fill(
+               0, torch.tensor([0]), float("nan"))), "node_features"),
+           ("relation-shape", put("relation", lambda e, kw: e[1:]), "relation"),
+           ("relation-int", put("relation", lambda e, kw: e.long()), "relation")]
+    specs.append(Spec(
+        "KnowledgeClassifier()", M.KnowledgeClassifier,
+        lambda: dict(backbone=M.SmallCNN(widths=(4,), output_stride=2),
+                     node_features=know()[0], relation=know()[1]), bad,
+    ))
+
+    def grm_head(**kw):
+        torch.manual_seed(0)
+        v, e = know()
+        return M.GRMHead(4, 4, v, e, mlp_channels=4, dropout=0.0).eval()(**kw)
+
+    bad, ok = feature_cases("x", ndim=4)
+    bad += [("x-channels", put("x", lambda x, kw: x[:, :3]), "x")]
+    specs.append(Spec("GRMHead", grm_head, lambda: dict(x=img4(4)[:, :, :4, :4]), bad, ok))
+
+    def group_gnn(**kw):
+        torch.manual_seed(0)
+        model = M.GroupGNN(M.SmallCNN(widths=(4, 8), output_stride=4), num_classes=3,
+                           hidden_channels=6).eval()
+        return model(**kw)
+
+    bad, ok = merge(feature_cases("images", ndim=4),
+                    edge_index_cases("edge_index", lambda kw: kw["images"].size(0)))
+    specs.append(Spec(
+        "GroupGNN", group_gnn,
+        lambda: dict(images=img4(), edge_index=torch.tensor([[0, 1], [1, 0]])), bad, ok,
+        runs=[("no-edge", put("edge_index", torch.empty(2, 0, dtype=torch.long)))],
+    ))
+
+    def affinity_net(**kw):
+        torch.manual_seed(0)
+        return M.AffinityNet(in_channels=(4, 8, 8), reduce_channels=(4, 4, 4))(**kw)
+
+    def pyramid():
+        g = torch.Generator().manual_seed(12)
+        return [torch.rand(1, 4, 8, 8, generator=g), torch.rand(1, 8, 4, 4, generator=g),
+                torch.rand(1, 8, 4, 4, generator=g)]
+
+    bad = [("inputs-level-nan", put("inputs", lambda p, kw: [p[0].index_fill(
+               1, torch.tensor([0]), float("nan"))] + p[1:]), "inputs"),
+           ("inputs-channels", put("inputs", lambda p, kw: [p[0][:, :3]] + p[1:]), "inputs"),
+           ("inputs-count", put("inputs", lambda p, kw: p[:2]), "inputs"),
+           ("inputs-int", put("inputs", lambda p, kw: [q.long() for q in p]), "inputs"),
+           ("inputs-type", put("inputs", "features"), "inputs")]
+    ok = [("inputs-noncontig", put("inputs", lambda p, kw: [q.transpose(2, 3).contiguous()
+                                                            .transpose(2, 3) for q in p]))]
+    specs.append(Spec("AffinityNet", affinity_net, lambda: dict(inputs=pyramid()), bad, ok))
+
+    def train(**kw):
+        torch.manual_seed(0)
+        model = M.CAMClassifier(M.SmallCNN(widths=(4,), output_stride=2), 2)
+        return M.train_classifier(model, **kw, epochs=1, progress=False)
+
+    def samples():
+        rng = torch.Generator().manual_seed(13)
+        return [dict(image=torch.randint(0, 256, (8, 8, 3), generator=rng, dtype=torch.uint8)
+                     .numpy(), tags=[1, 0]) for _ in range(2)]
+
+    bad = [("samples-empty", put("samples", []), "samples"),
+           ("samples-type", put("samples", "voc/"), "samples"),
+           ("samples-image",
+            put("samples", lambda s, kw: [dict(s[0], image=s[0]["image"][..., 0])]), "samples"),
+           ("samples-tags-size", put("samples", lambda s, kw: [dict(s[0], tags=[1, 0, 1])]),
+            "samples"),
+           ("samples-tags-value", put("samples", lambda s, kw: [dict(s[0], tags=[2, 0])]),
+            "samples"),
+           ("lr", put("lr", 0.0), "lr"), ("batch_size", put("batch_size", 0), "batch_size"),
+           ("optimizer", put("optimizer", "lbfgs"), "optimizer")]
+    specs.append(Spec("train_classifier", train, lambda: dict(samples=samples(), batch_size=2),
+                      bad))
     return specs
 
 

@@ -98,7 +98,7 @@ class AffinityNet(nn.Module):
         if isinstance(inputs, Tensor):
             if self.backbone is None:
                 raise ValueError("images need a backbone; pass a feature pyramid instead")
-            check_tensor(inputs, "inputs", ndim=4, floating=True)
+            check_tensor(inputs, "inputs", ndim=4, floating=True, finite=True)
             if self.freeze_backbone:
                 with torch.no_grad():
                     was = self.backbone.training
@@ -107,8 +107,13 @@ class AffinityNet(nn.Module):
                     self.backbone.train(was)
             else:
                 feats = self.backbone(inputs)
-        else:
+        elif isinstance(inputs, (list, tuple)):
             feats = list(inputs)
+        else:
+            raise TypeError(
+                f"'inputs' must be images [B, 3, H, W] or a list of feature maps, got "
+                f"{type(inputs).__name__}"
+            )
         if len(feats) == len(self.levels) and not isinstance(inputs, Tensor):
             picked = feats  # a pyramid of exactly the picked levels
         else:
@@ -116,12 +121,12 @@ class AffinityNet(nn.Module):
                 picked = [feats[v] for v in self.levels]
             except IndexError as err:
                 raise ValueError(
-                    f"pyramid has {len(feats)} levels, 'levels' = {self.levels}"
+                    f"'inputs' pyramid has {len(feats)} levels, 'levels' = {self.levels}"
                 ) from err
         for k, (f, c) in enumerate(zip(picked, self.in_channels)):
-            check_tensor(f, f"level {k}", ndim=4, floating=True)
+            check_tensor(f, f"inputs[level {k}]", ndim=4, floating=True, finite=True)
             if f.size(1) != c:
-                raise ValueError(f"level {k} has {f.size(1)} channels, expected {c}")
+                raise ValueError(f"'inputs' level {k} has {f.size(1)} channels, expected {c}")
         size = max((f.shape[-2:] for f in picked), key=lambda s: s[0] * s[1])
         return [
             f if tuple(f.shape[-2:]) == tuple(size)

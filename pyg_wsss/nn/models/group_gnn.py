@@ -254,7 +254,7 @@ class GroupGNN(nn.Module):
         return feats
 
     def forward(self, images: Tensor, edge_index: Adj) -> GroupGNNOutput:
-        check_tensor(images, "images", ndim=4, floating=True)
+        check_tensor(images, "images", ndim=4, floating=True, finite=True)
         return self.forward_features(self.backbone_features(images), edge_index)
 
     def forward_features(self, feats: Tensor, edge_index: Adj) -> GroupGNNOutput:
