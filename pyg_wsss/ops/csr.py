@@ -138,13 +138,16 @@ def to_csr(
         num_src, num_dst = int(num_nodes[0]), int(num_nodes[1])
     else:
         num_src = num_dst = int(num_nodes)
-    if edge_index.numel():
-        if int(edge_index[0].max()) >= num_src or int(edge_index[1].max()) >= num_dst:
-            raise ValueError("'edge_index' has node indices outside 'num_nodes'")
-        if int(edge_index.min()) < 0:
-            raise ValueError("'edge_index' has negative node indices")
+
     def build() -> CSRGraph:
+        # the range check runs whenever the graph is sorted (a cache miss, which syncs
+        # anyway), never on a cache hit: a cached graph was checked when it was built
         ei = edge_index
+        if ei.numel():
+            if int(ei[0].max()) >= num_src or int(ei[1].max()) >= num_dst:
+                raise ValueError("'edge_index' has node indices outside 'num_nodes'")
+            if int(ei.min()) < 0:
+                raise ValueError("'edge_index' has negative node indices")
         if self_loops:
             if num_src != num_dst:
                 raise ValueError("'self_loops' needs a square graph (num_src == num_dst)")
