@@ -243,10 +243,11 @@ class AffinityAttentionConv(MessagePassing):
                 )
             check_finite(edge_weight, "edge_weight")
             edge_weight = edge_weight.view(-1).to(x.dtype)
+        if batch is not None:  # checked also when unused (num_graphs = 1: all zeros)
+            batch, _ = check_batch(batch, num_nodes, self.num_graphs, device=x.device)
         if self.num_graphs > 1:
             if batch is None:
                 raise ValueError("'batch' is required when num_graphs > 1")
-            batch, _ = check_batch(batch, num_nodes, self.num_graphs, device=x.device)
             w = self.w[batch]
         else:
             w = self.w.expand(num_nodes)
