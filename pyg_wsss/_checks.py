@@ -32,6 +32,12 @@ Every public callable of :mod:`pyg_wsss` names the offending argument in a
   ``laplacian_matrix``, ``BatchedWSGCN`` / ``fit_wsgcn``, ``consistency_check``) check them
   regardless of the level, since the check is cheap relative to the call there.
 
+Losses check their inputs for NaN (``-inf`` log-probabilities and masked logits are
+valid there); layers check their inputs for NaN/Inf. The low-level kernels of
+:mod:`pyg_wsss.ops` (``spmm``, ``sddmm``, ``fixed_spmm``, ``edge_softmax``) check shapes,
+indices and edge weights but not the feature values they multiply (NaN propagates, as in
+``torch.sparse.mm``): the layers and losses built on them check those.
+
 With value checks skipped a bad value is not detected: an out-of-range index may then fail
 deep inside torch (or, on CUDA, with a device-side assert) and a NaN propagates.
 """
@@ -82,14 +88,15 @@ def value_checks(*tensors: Any) -> bool:
     return all(t.device.type == "cpu" for t in tensors if isinstance(t, Tensor))
 
 
-def check_finite(value: Tensor, name: str) -> None:
-    """NaN/Inf check of a floating tensor (a value check: follows the level)."""
-    if (
-        value.is_floating_point()
-        and value.numel()
-        and value_checks(value)
-        and not bool(torch.isfinite(value).all())
-    ):
+def check_finite(value: Tensor, name: str, nan_only: bool = False) -> None:
+    """NaN/Inf check of a floating tensor (a value check: follows the level). With
+    ``nan_only`` infinities pass (log-probabilities and masked logits may hold ``-inf``)."""
+    if not (value.is_floating_point() and value.numel() and value_checks(value)):
+        return
+    if nan_only:
+        if bool(torch.isnan(value).any()):
+            raise ValueError(f"'{name}' contains NaN values")
+    elif not bool(torch.isfinite(value).all()):
         raise ValueError(f"'{name}' contains NaN or infinite values")
 
 

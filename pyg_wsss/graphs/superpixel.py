@@ -174,6 +174,10 @@ def _one_graph(
         x = colour
     else:
         check_tensor(features, "features", ndim=3, floating=True, finite=True)
+        if features.size(0) == 0 or features.size(1) == 0 or features.size(2) == 0:
+            raise ValueError(
+                f"'features' must be a non-empty [D, h, w] map, got {tuple(features.shape)}"
+            )
         f = features.to(seg.device)
         if tuple(f.shape[-2:]) != (h, w):
             f = F.interpolate(f[None], size=(h, w), mode="bilinear", align_corners=False)[0]

@@ -102,6 +102,7 @@ def _specs():
         ("segments-negative", put("segments", lambda s, kw: s - 1), "segments"),
         ("segments-float", put("segments", lambda s, kw: s.float()), "segments"),
         ("features-rank", put("features", torch.rand(H, W)), "features"),
+        ("features-empty", put("features", torch.rand(0, H, W)), "features"),
         ("features-int", put("features", lambda f, kw: f.long()), "features"),
         ("features-nan", put("features", torch.full((6, H, W), NAN)), "features"),
         ("connectivity", put("connectivity", 6), "connectivity"),

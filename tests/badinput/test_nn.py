@@ -55,6 +55,11 @@ def _empty_edges(kw):
 EMPTY = put("edge_index", lambda e, kw: _empty_edges(kw))
 
 
+def NAN_CASE(name):  # noqa: N802 - a case factory
+    return (f"{name}-nan", put(name, lambda x, kw: x.float().index_fill(
+        0, torch.tensor([0]), float("nan"))), name)
+
+
 def _loss_specs():
     specs = []
     # partial_cross_entropy ----------------------------------------------------------------
@@ -63,7 +68,8 @@ def _loss_specs():
         label_cases("labels", K),
         index_cases("batch", lambda kw: kw["num_graphs"]),
     )
-    bad += [("background", put("background", K), "background"),
+    bad += [NAN_CASE("input"),
+            ("background", put("background", K), "background"),
             ("reduction", put("reduction", "avg"), "reduction"),
             ("num_graphs", put("num_graphs", -1), "num_graphs")]
     specs.append(Spec(
@@ -76,7 +82,8 @@ def _loss_specs():
         feature_cases("input", nan=False),
         index_cases("batch", lambda kw: kw["num_graphs"]),
     )
-    bad += [("labels_or_mask-float", put("labels_or_mask", lambda y, kw: y.float()),
+    bad += [NAN_CASE("input"),
+            ("labels_or_mask-float", put("labels_or_mask", lambda y, kw: y.float()),
              "labels_or_mask"),
             ("labels_or_mask-length", put("labels_or_mask", lambda y, kw: y[1:]),
              "labels_or_mask"),
@@ -95,7 +102,7 @@ def _loss_specs():
             weight_cases("edge_weight"),
             index_cases("batch", lambda kw: kw["num_graphs"]),
         )
-        bad += [("num_nodes", put("num_nodes", N + 1), "num_nodes"),
+        bad += [NAN_CASE("y"), ("num_nodes", put("num_nodes", N + 1), "num_nodes"),
                 ("method", put("method", "dense"), "method")]
         specs.append(Spec(
             f"laplacian_loss[{method}]", F.laplacian_loss,
@@ -121,7 +128,7 @@ def _loss_specs():
     lap = F.laplacian_matrix(_two_graph_edges(), None, N)
     bad, ok = merge(feature_cases("y", nan=False),
                     index_cases("batch", lambda kw: kw["num_graphs"]))
-    bad += [("lap-dense", put("lap", lap.to_dense()), "lap"),
+    bad += [NAN_CASE("y"), ("lap-dense", put("lap", lap.to_dense()), "lap"),
             ("lap-size", put("lap", F.laplacian_matrix(_graph(), None, N + 1)), "lap")]
     specs.append(Spec(
         "laplacian_quadratic_form", F.laplacian_quadratic_form,
@@ -173,6 +180,7 @@ def _loss_specs():
              "boxes"),
             ("box_labels-length", put("box_labels", torch.tensor([1])), "box_labels"),
             ("box_labels-float", put("box_labels", lambda b, kw: b.float()), "box_labels"),
+            ("box_labels-negative", put("box_labels", torch.tensor([1, -1])), "box_labels"),
             ("box_batch-range", put("box_batch", torch.tensor([0, 1])), "box_batch"),
             ("box_batch-negative", put("box_batch", torch.tensor([0, -1])), "box_batch"),
             ("grid_size", put("grid_size", (H, W + 1)), "grid_size"),
@@ -458,7 +466,7 @@ def _model_specs():
         bad, ok,
     ))
     bad, ok = merge(feature_cases("logits"), feature_cases("logits_mid"))
-    bad += [("tags-shape", put("tags", lambda t, kw: t[:, 1:]), "tags"),
+    bad += [("tags-shape", put("tags", lambda t, kw: t[:, 1:]), "tags"), NAN_CASE("tags"),
             ("lambda_mid", put("lambda_mid", -1.0), "lambda_mid")]
     specs.append(Spec(
         "group_wsss_loss", M.group_wsss_loss,
@@ -468,7 +476,7 @@ def _model_specs():
         bad, ok,
     ))
     bad, ok = feature_cases("cams", ndim=4)
-    bad += [("tags-shape", put("tags", lambda t, kw: t[:, 1:]), "tags")]
+    bad += [("tags-shape", put("tags", lambda t, kw: t[:, 1:]), "tags"), NAN_CASE("tags")]
     specs.append(Spec(
         "normalize_cam_maps", M.normalize_cam_maps,
         lambda: dict(cams=torch.rand(2, 3, 4, 4, generator=torch.Generator().manual_seed(1)),
@@ -513,7 +521,7 @@ def _model_specs():
     bad, ok = feature_cases("cams", ndim=4)
     bad += [("keys-length", put("keys", ["a"]), "keys"),
             ("keys-type", put("keys", 3), "keys"),
-            ("tags-shape", put("tags", lambda t, kw: t[:, 1:]), "tags"),
+            ("tags-shape", put("tags", lambda t, kw: t[:, 1:]), "tags"), NAN_CASE("tags"),
             ("probs-shape", put("probs", lambda p, kw: p[1:]), "probs"),
             ("probs-nan", put("probs", lambda p, kw: p.index_fill(0, torch.tensor([0]),
                                                                   float("nan"))), "probs")]

@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ..._checks import check_batch, check_choice, check_tensor, value_checks
+from ..._checks import check_batch, check_choice, check_finite, check_tensor, value_checks
 
 REDUCTIONS = ("mean", "sum", "none")
 _LOW = (torch.float16, torch.bfloat16)
@@ -114,6 +114,7 @@ def partial_cross_entropy(
         raise ValueError(f"'background' must be in [0, {k - 1}], got {background}")
     batch, b = _check_batch(batch, n, num_graphs)
     batch = batch.to(input.device)
+    check_finite(input, "input", nan_only=True)  # -inf log-probabilities are valid
     out_dtype = input.dtype
     input = _upcast(input)
     logp = input if log_input else F.log_softmax(input, dim=-1)

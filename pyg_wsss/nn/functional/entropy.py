@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ..._checks import check_choice, check_tensor
+from ..._checks import check_choice, check_finite, check_tensor
 from .cross_entropy import REDUCTIONS, _check_batch, _upcast, graph_mean, reduce_graphs
 
 VARIANTS = ("paper", "code")
@@ -72,6 +72,7 @@ def entropy_loss(
         else:
             mask = labels_or_mask == ignore_index
     batch, b = _check_batch(batch, n, num_graphs)
+    check_finite(input, "input", nan_only=True)  # -inf log-probabilities are valid
     out_dtype = input.dtype
     input = _upcast(input)  # half / bfloat16: computed in float32
     logp = input if log_input else F.log_softmax(input, dim=-1)

@@ -61,6 +61,7 @@ def laplacian_quadratic_form(
         raise TypeError(f"'lap' is {lap.dtype} on {lap.device} but 'y' is {y.dtype} on {y.device}")
     batch, b = _check_batch(batch, y.size(0), num_graphs)
     batch = batch.to(y.device)
+    check_finite(y, "y", nan_only=True)
     if lap._nnz() == 0:
         return y.new_zeros(b) + y[:0].sum()  # keeps the autograd graph
     if low:  # no half/bfloat16 sparse CPU kernels, and the sums overflow fp16: work in fp32
@@ -174,6 +175,7 @@ def laplacian_loss(
         check_finite(edge_weight, "edge_weight")
     batch, b = _check_batch(batch, n, num_graphs)
     batch = batch.to(y.device)
+    check_finite(y, "y", nan_only=True)
     out_dtype = y.dtype
     if out_dtype in _LOW:  # half / bfloat16: computed in float32, returned in their dtype
         y = y.float()

@@ -53,6 +53,8 @@ def _grid_args(
         raise ValueError("'grid_size'/'ptr' do not match the number of nodes")
     boxes, box_labels = boxes.long().cpu(), box_labels.long().cpu()
     box_batch = box_batch.long().cpu()
+    if m and int(box_labels.min()) < 0:
+        raise ValueError(f"'box_labels' must be class ids >= 0, got {int(box_labels.min())}")
     if m:
         if box_batch.min() < 0 or box_batch.max() >= num_graphs:
             raise ValueError(f"'box_batch' must be in [0, {num_graphs - 1}]")

@@ -47,7 +47,7 @@ def group_wsss_loss(
     """
     check_tensor(logits, "logits", ndim=2, floating=True, finite=True)
     check_tensor(logits_mid, "logits_mid", ndim=2, floating=True, finite=True)
-    check_tensor(tags, "tags", ndim=2)
+    check_tensor(tags, "tags", ndim=2, finite=True)
     if logits.shape != tags.shape or logits_mid.shape != tags.shape:
         raise ValueError(
             f"'logits' {tuple(logits.shape)}, 'logits_mid' {tuple(logits_mid.shape)} and "
@@ -72,6 +72,7 @@ def normalize_cam_maps(cams: Tensor, tags: Optional[Tensor] = None, eps: float =
     peak = m.flatten(-2).amax(-1)[..., None, None]
     out = m / (peak + eps)
     if tags is not None:
+        check_tensor(tags, "tags", finite=True)
         if tags.shape != cams.shape[:-2]:
             raise ValueError(
                 f"'tags' must have shape {tuple(cams.shape[:-2])}, got {tuple(tags.shape)}"
@@ -353,7 +354,7 @@ class OnlineCAMAccumulator:
             raise TypeError(f"'keys' must be a sequence of image keys, got {type(keys).__name__}")
         if len(keys) != cams.size(0):
             raise ValueError(f"'keys' has {len(keys)} entries for {cams.size(0)} maps ('cams')")
-        check_tensor(tags, "tags", ndim=2)
+        check_tensor(tags, "tags", ndim=2, finite=True)
         if tuple(tags.shape) != tuple(cams.shape[:2]):
             raise ValueError(
                 f"'tags' must have shape {tuple(cams.shape[:2])} ([N, L] of 'cams'), got "
