@@ -119,6 +119,7 @@ def expand_seeds_by_superpixels(
 def expand_scribbles(image: ArrayLike, scribbles: ArrayLike, **kwargs) -> np.ndarray:
     """:math:`M_S`: superpixel expansion of a scribble map (class id incl. 0 on scribble
     pixels, 255 elsewhere). Keyword arguments go to :func:`expand_seeds_by_superpixels`."""
+    scribbles = _label_map(scribbles, "scribbles")  # named here, not as 'seeds'
     return expand_seeds_by_superpixels(image, scribbles, **kwargs)
 
 

@@ -140,7 +140,7 @@ def _specs():
         lambda **kw: expand.expand_scribbles(kw["image"], kw["scribbles"], segments=_segments()),
         lambda: dict(image=_image(), scribbles=_seeds()),
         [(lab.replace("seeds", "scribbles"),
-          put("scribbles", lambda s, kw, m=m: m({"seeds": s})["seeds"]), "seeds|scribbles")
+          put("scribbles", lambda s, kw, m=m: m({"seeds": s})["seeds"]), "scribbles")
          for lab, m, _ in bad] + _image_cases(),
     ))
     pts = np.array([[0, 0, 1], [3, 4, 2]])
