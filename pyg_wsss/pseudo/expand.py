@@ -67,6 +67,7 @@ def expand_seeds_by_superpixels(
     compactness: float = 10.0,
     segments: ArrayLike | None = None,
     keep_seeds: bool = True,
+    _name: str = "seeds",
 ) -> np.ndarray:
     """Expand a sparse seed map over the superpixels that contain its pixels.
 
@@ -101,7 +102,7 @@ def expand_seeds_by_superpixels(
             if img.shape[:2] != seg.shape:
                 raise ValueError(f"'segments' {seg.shape} and 'image' {img.shape[:2]} differ")
         seg = np.unique(seg, return_inverse=True)[1].reshape(seg.shape)
-    lab = _label_map(seeds, "seeds", seg.shape)
+    lab = _label_map(seeds, _name, seg.shape)
     n_regions = int(seg.max()) + 1 if seg.size else 0
     seeded = lab != IGNORE
     # counts[region, class] of seed pixels
@@ -119,8 +120,7 @@ def expand_seeds_by_superpixels(
 def expand_scribbles(image: ArrayLike, scribbles: ArrayLike, **kwargs) -> np.ndarray:
     """:math:`M_S`: superpixel expansion of a scribble map (class id incl. 0 on scribble
     pixels, 255 elsewhere). Keyword arguments go to :func:`expand_seeds_by_superpixels`."""
-    scribbles = _label_map(scribbles, "scribbles")  # named here, not as 'seeds'
-    return expand_seeds_by_superpixels(image, scribbles, **kwargs)
+    return expand_seeds_by_superpixels(image, scribbles, **kwargs, _name="scribbles")
 
 
 def points_to_seeds(points: ArrayLike | Sequence, shape: tuple[int, int]) -> np.ndarray:
