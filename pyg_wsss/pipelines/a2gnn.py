@@ -816,11 +816,25 @@ def check_box_sample(sample: dict[str, Any], num_classes: int, index: int = 0
     return image, boxes, labels
 
 
+_BACKBONES: dict[str, tuple[Any, bool]] = {}
+
+
 def _backbone(device: torch.device) -> tuple[Any, bool]:
+    """The frozen ImageNet EfficientNet-Lite0 (built once per device and cached)."""
+    key = str(torch.device(device))
+    if key not in _BACKBONES:
+        _BACKBONES[key] = _make_backbone(torch.device(device))
+    return _BACKBONES[key]
+
+
+def _make_backbone(device: torch.device) -> tuple[Any, bool]:
     from ..nn.models.backbones import EfficientNetLite0Backbone, SmallCNN
 
     try:
-        return EfficientNetLite0Backbone(pretrained=True).to(device).eval(), True
+        net = EfficientNetLite0Backbone(pretrained=True).to(device).eval()
+        for p in net.parameters():
+            p.requires_grad_(False)
+        return net, True
     except ImportError:
         warnings.warn("EfficientNet-Lite0 ImageNet weights are not installed (extra "
                       "'pretrained'): the box pipeline falls back to a random SmallCNN, "
@@ -972,16 +986,20 @@ def box_pseudo_labels(
             res = []
             for p, g, k in zip(probs, graphs, active):
                 h, w = g.grid_size
-                up = F.interpolate(p.t().reshape(1, -1, h, w).float(), size=tuple(originals[k]),
-                                   mode="bilinear", align_corners=False)[0]
+                grid = p.t().reshape(1, -1, h, w).float()
                 _, boxes, labels = checked[k]
-                up = box_constraint(up, boxes, labels)
-                if cfg.crf:
+                if cfg.crf:  # at the processing scale, where the CRF's pixel units hold
                     from ..pseudo.crf import dense_crf
 
+                    ws = work[k]
+                    up = F.interpolate(grid, size=ws["image"].shape[:2], mode="bilinear",
+                                       align_corners=False)[0]
+                    up = box_constraint(up, ws["boxes"], labels)
                     keep = sorted({0, *labels.tolist()})
-                    up = box_constraint(dense_crf(checked[k][0], up, preset="a2gnn",
-                                                  labels=keep), boxes, labels)
+                    grid = dense_crf(ws["image"], up, preset="a2gnn", labels=keep)[None]
+                up = F.interpolate(grid, size=tuple(originals[k]), mode="bilinear",
+                                   align_corners=False)[0]
+                up = box_constraint(up, boxes, labels)
                 res.append((up.argmax(0).numpy().astype(np.uint8), up))
             return res
 
