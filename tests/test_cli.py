@@ -151,7 +151,7 @@ def test_grabcut_and_missing_predictions(tiny, tmp_path):
 def test_a2gnn_box_with_a_config(tiny, tmp_path):
     cfg = tmp_path / "a2gnn.toml"
     cfg.write_text("stage1_epochs = 3\nstage2_epochs = 3\nhidden_channels = 8\n"
-                   "affinity_epochs = 1\n")
+                   "affinity_epochs = 1\nmin_side = 64\n")
     out = tmp_path / "a2gnn"
     r = run("pseudo-label", "--images", str(tiny / "images"), "--coco",
             str(tiny / "instances.json"), "--supervision", "box", "--method", "a2gnn",
@@ -163,6 +163,7 @@ def test_a2gnn_box_with_a_config(tiny, tmp_path):
         assert labels.shape == (48, 64) and set(np.unique(labels)) <= {0, 3, 17, 255}
     record = json.loads((out / "run.json").read_text())
     assert record["method"]["settings"]["stage1_epochs"] == 3
+    assert "cams" not in record["method"]  # the box pipeline needs no CAMs
     assert record["device"] in ("cpu", "cuda")
 
 

@@ -229,7 +229,8 @@ class CamSource:
                  image_size: int = 128, batch_size: int = 8,
                  scales: Sequence[float] = (1.0, 0.5, 1.5), seed: int = 0) -> None:
         if source not in ("auto", "imagenet", "classifier"):
-            raise MethodError(f"cam_source must be auto, imagenet or classifier, got {source!r}")
+            raise MethodError(f"cam_source must be auto, imagenet, classifier (or none for "
+                              f"A2GNN with scribbles/points), got {source!r}")
         self.class_names = list(class_names)
         self.voc_index = voc_class_index(self.class_names)
         pretrained = available("efficientnet_lite_pytorch") and available(
@@ -492,38 +493,97 @@ class WSGCNMethod(_CamMethod):
 
 
 class A2GNNMethod(_CamMethod):
+    """A2GNN through :func:`pyg_wsss.pipelines.a2gnn.a2gnn_pseudo_labels`.
+
+    Boxes: the class-agnostic box pipeline (:class:`~pyg_wsss.pipelines.a2gnn.BoxConfig`;
+    settings: its fields, and the fields of its ``gnn`` :class:`A2GNNConfig` given flat, e.g.
+    ``stage1_epochs``); CAMs are computed only with ``cam = "auto"``. Tags, scribbles,
+    points: :class:`A2GNNConfig` fields; CAMs from :class:`CamSource` (tags need them; for
+    scribbles and points ``cam_source = "none"`` seeds from the annotation alone).
+    """
+
     name, supervisions = "a2gnn", ("box", "tag", "scribble", "point")
-    defaults = {**_CamMethod.cam_defaults, "affinity_epochs": 12, "crf": True}
-    summary = ("A2GNN: seeds from the supervision, an affinity-CNN pixel graph and one A2GNN "
-               "per image, then a dense CRF")
+    defaults = dict(_CamMethod.cam_defaults)
+    summary = ("A2GNN: seeds from the supervision (boxes: GrabCut evidence, no CAMs), an "
+               "affinity-CNN pixel graph and one A2GNN per image")
 
     @classmethod
     def extra_keys(cls) -> tuple[str, ...]:
-        from .a2gnn import A2GNNConfig
-
-        return tuple(f.name for f in dataclasses.fields(A2GNNConfig))
-
-    def uses_cams(self) -> bool:
         from . import a2gnn
 
-        # the box pipeline is class-agnostic (no CAMs) when the library provides it
-        return not (self.supervision == "box" and hasattr(a2gnn, "a2gnn_pseudo_labels"))
+        keys = [f.name for f in dataclasses.fields(a2gnn.A2GNNConfig)]
+        if hasattr(a2gnn, "BoxConfig"):
+            keys += [f.name for f in dataclasses.fields(a2gnn.BoxConfig) if f.name != "gnn"]
+        else:  # older library: run_a2gnn's own arguments
+            keys += ["affinity_epochs", "crf"]
+        return tuple(dict.fromkeys(keys))
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        Method.__init__(self, *args, **kwargs)
+        from . import a2gnn
+
+        self._new_api = hasattr(a2gnn, "a2gnn_pseudo_labels") and hasattr(a2gnn, "BoxConfig")
+        self._box_fields = ({f.name for f in dataclasses.fields(a2gnn.BoxConfig)}
+                            if self._new_api else set())
+        if not self._new_api:
+            self._box_fields = {"affinity_epochs", "crf"}
+        if self.supervision != "box" and self._new_api:
+            wrong = sorted(set(self.extra) & (self._box_fields - self._gnn_fields()))
+            if wrong:
+                raise MethodError(f"config key {wrong[0]!r} is a box-pipeline setting; it does "
+                                  f"not apply to {self.supervision} supervision")
+        self.config = self._config()
+        s = self.settings
+        self.cams = None
+        if self.uses_cams():
+            source = s["cam_source"]
+            self.cams = CamSource(self.class_names, source, s["cam_backbone"],
+                                  s["classifier_epochs"], s["classifier_lr"], s["image_size"],
+                                  seed=s["seed"])
+
+    @staticmethod
+    def _gnn_fields() -> set[str]:
+        from .a2gnn import A2GNNConfig
+
+        return {f.name for f in dataclasses.fields(A2GNNConfig)}
 
     def _config(self) -> Any:
-        from .a2gnn import fast_config
+        from . import a2gnn
 
-        return _dataclass_replace(fast_config(self.supervision, fast=False), self.extra, "A2GNN")
+        box = {k: v for k, v in self.extra.items() if k in self._box_fields}
+        gnn = {k: v for k, v in self.extra.items() if k not in self._box_fields}
+        if self.supervision == "box" and self._new_api:
+            box.setdefault("seed", self.settings["seed"])
+            cfg = a2gnn.BoxConfig()
+            if gnn:
+                cfg = _dataclass_replace(cfg, {"gnn": _dataclass_replace(cfg.gnn, gnn, "A2GNN")},
+                                         "A2GNN box")
+            return _dataclass_replace(cfg, box, "A2GNN box")
+        return _dataclass_replace(a2gnn.fast_config(self.supervision, fast=False), gnn, "A2GNN")
+
+    def uses_cams(self) -> bool:
+        if self.supervision == "box" and self._new_api:
+            return getattr(self.config, "cam", "none") != "none"
+        if self.settings["cam_source"] == "none":
+            if self.supervision == "tag" or not self._new_api:
+                raise MethodError(f"cam_source 'none' does not work with {self.supervision} "
+                                  "supervision (A2GNN needs CAMs there)")
+            return False
+        return True
 
     def predict(self, samples: list[dict[str, Any]]) -> list[np.ndarray]:
         from . import a2gnn
 
         cams = self.cams(samples, self.device) if self.cams is not None else None
-        if hasattr(a2gnn, "a2gnn_pseudo_labels"):
+        if self._new_api:
             return a2gnn.a2gnn_pseudo_labels(samples, self.supervision, self.num_classes,
-                                             cams=cams, config=self._config(),
+                                             cams=cams, config=self.config,
                                              device=self.device, progress=False)
-        return _run_a2gnn_fallback(samples, cams, self.supervision, self._config(),
-                                   self.settings, self.device)
+        return _run_a2gnn_fallback(samples, cams, self.supervision, self.config,
+                                   {**self.settings, "affinity_epochs": 12, "crf": True,
+                                    **{k: v for k, v in self.extra.items()
+                                       if k in ("affinity_epochs", "crf")}},
+                                   self.device)
 
 
 def _run_a2gnn_fallback(samples: list[dict[str, Any]], cams: list[Tensor], supervision: str,

@@ -62,8 +62,12 @@ def test_config_keys_are_checked():
     m = M.get_method("wsgcn", "tag", ds, {"steps": 7, "classifier_epochs": 2.0})
     assert m.extra == {"steps": 7} and m.settings["classifier_epochs"] == 2
     assert m.describe()["settings"]["steps"] == 7
-    a = M.get_method("a2gnn", "box", ds, {"stage1_epochs": 3})
-    assert a._config().stage1_epochs == 3
+    a = M.get_method("a2gnn", "tag", ds, {"stage1_epochs": 3})
+    assert a.config.stage1_epochs == 3
+    with pytest.raises(M.MethodError, match="'min_side' is a box-pipeline setting"):
+        M.get_method("a2gnn", "tag", ds, {"min_side": 3})
+    with pytest.raises(M.MethodError, match="cam_source 'none'"):
+        M.get_method("a2gnn", "tag", ds, {"cam_source": "none"})
 
 
 def test_a_method_never_sees_the_mask_and_tags_come_from_the_annotation():
@@ -127,8 +131,7 @@ TINY = {
     "knowledge": {"backbone": "small_cnn", "epochs": 1, "image_size": 32,
                   "hidden_channels": 16, "crf": False},
     "a2gnn": {"cam_source": "classifier", "cam_backbone": "small_cnn", "classifier_epochs": 1,
-              "image_size": 32, "stage1_epochs": 2, "stage2_epochs": 2, "hidden_channels": 8,
-              "affinity_epochs": 1, "crf": False},
+              "image_size": 32, "stage1_epochs": 2, "stage2_epochs": 2, "hidden_channels": 8},
 }
 
 
@@ -150,10 +153,18 @@ def test_tag_methods_fit_on_the_dataset_then_label(name, one_thread):
     assert "cams" in m.describe()
 
 
-@pytest.mark.parametrize("supervision", ["scribble", "point", "box"])
-def test_a2gnn_other_supervisions(supervision, one_thread):
+@pytest.mark.parametrize("supervision, extra", [
+    ("scribble", {}), ("point", {"cam_source": "none"}),
+    ("box", {"affinity_epochs": 1, "min_side": 32, "crf": False}),
+])
+def test_a2gnn_other_supervisions(supervision, extra, one_thread):
     ds = FakeDataset(6)
-    m = M.get_method("a2gnn", supervision, ds, TINY["a2gnn"], "cpu")
+    m = M.get_method("a2gnn", supervision, ds, {**TINY["a2gnn"], **extra}, "cpu")
+    if supervision == "box":  # class-agnostic: no CAMs, no training, the gnn settings nested
+        assert m.cams is None and not m.needs_fit
+        assert m.config.gnn.stage1_epochs == 2 and m.config.affinity_epochs == 1
+    if supervision == "point":
+        assert m.cams is None
     m.fit(ds)
     s = ds[0]
     (lab,) = m([s])
