@@ -331,3 +331,34 @@ def test_demo_wraps_the_demo(tmp_path):
     assert r.returncode == 0, r.stderr
     rows = json.loads((tmp_path / "demo" / "results.json").read_text())["rows"]
     assert {row["method"] for row in rows} >= {"CAM (bg threshold)"}
+
+
+def test_voc_xml_boxes_give_the_same_filled_labels(tiny, tmp_path, capsys):
+    """VOC XML boxes (1-based, the crowd object marked difficult) with --class-names: the same
+    filled labels, hence the same exact mIoU, as from the COCO JSON."""
+    coco = json.loads((tiny / "instances.json").read_text())
+    names = {c["id"]: c["name"] for c in coco["categories"]}
+    for img in coco["images"]:
+        objs = ""
+        for a in (a for a in coco["annotations"] if a["image_id"] == img["id"]):
+            x, y, w, h = a["bbox"]
+            objs += (f"<object><name>{names[a['category_id']]}</name><difficult>{a['iscrowd']}"
+                     f"</difficult><bndbox><xmin>{x + 1}</xmin><ymin>{y + 1}</ymin>"
+                     f"<xmax>{x + w}</xmax><ymax>{y + h}</ymax></bndbox></object>")
+        xml = (tmp_path / "xml" / img["file_name"]).with_suffix(".xml")
+        xml.parent.mkdir(parents=True, exist_ok=True)
+        xml.write_text(f"<annotation><filename>{img['file_name']}</filename><size><width>64"
+                       f"</width><height>48</height><depth>3</depth></size>{objs}</annotation>")
+    class_names = tmp_path / "names.json"
+    class_names.write_text(json.dumps(names))
+    out = tmp_path / "out"
+    assert cli.main(["pseudo-label", "--images", str(tiny / "images"), "--voc-xml",
+                     str(tmp_path / "xml"), "--class-names", str(class_names),
+                     "--supervision", "box", "--method", "filled", "--out", str(out),
+                     "--no-progress"]) == 0
+    assert cli.main(["evaluate", "--pred", str(out), "--masks", str(tiny / "masks")]) == 0
+    assert _miou(capsys.readouterr().out) == pytest.approx(round(_expected_filled_miou(tiny), 4))
+    # VOC XML has no masks to evaluate against
+    assert cli.main(["evaluate", "--pred", str(out), "--voc-xml", str(tmp_path / "xml"),
+                     "--images", str(tiny / "images")]) == 2
+    assert "no ground-truth masks" in _error_line(capsys.readouterr().err)
