@@ -315,7 +315,7 @@ def cmd_pseudo_label(args: argparse.Namespace) -> int:
 
     start = time.perf_counter()
     fit_seconds = 0.0
-    if method.needs_fit:
+    if method.needs_fit and _work_left(dataset, out, args.overwrite):
         print(f"training on the dataset's {args.supervision} labels "
               f"({len(dataset)} images) ...", file=sys.stderr, flush=True)
         t0 = time.perf_counter()
@@ -323,9 +323,13 @@ def cmd_pseudo_label(args: argparse.Namespace) -> int:
             method.fit(dataset)
         except MethodError as err:
             _fail(str(err))
+        except (RuntimeError, ValueError) as err:  # nothing can be labelled without it
+            _fail(f"training {args.method} on the dataset failed: {type(err).__name__}: "
+                  + " ".join(str(err).split()))
         fit_seconds = time.perf_counter() - t0
     summary, seconds = _run_driver(dataset, method, out, args, device)
     total = time.perf_counter() - start
+    seconds = {**_previous_seconds(run_path, args), **seconds}
 
     record = {
         "command": "pseudo-label",
@@ -359,6 +363,24 @@ def cmd_pseudo_label(args: argparse.Namespace) -> int:
 
 _PATH_ARGS = ("images", "coco", "voc_xml", "masks", "class_names", "scribbles", "points",
               "tags", "config", "out")
+
+
+def _work_left(dataset: Any, out: Path, overwrite: bool) -> bool:
+    """Whether some image still lacks its PNG (so dataset-level training is needed)."""
+    if overwrite or not hasattr(dataset, "names"):
+        return True
+    return any(not _pred_path(out, n, i).is_file() for i, n in enumerate(dataset.names))
+
+
+def _previous_seconds(run_path: Path, args: argparse.Namespace) -> dict[str, float]:
+    """Seconds per image recorded by an earlier run of the same command (kept on reruns)."""
+    if args.overwrite or not run_path.is_file():
+        return {}
+    try:
+        old = json.loads(run_path.read_text(encoding="utf-8")).get("image_seconds", {})
+        return {str(k): float(v) for k, v in old.items()}
+    except (OSError, ValueError, AttributeError, TypeError):
+        return {}
 
 
 def _arguments(args: argparse.Namespace) -> dict[str, Any]:

@@ -126,6 +126,8 @@ def test_filled_pseudo_label_evaluate_show_rerun(tiny, tmp_path, capsys):
     assert r.returncode == 0, r.stderr
     assert "0 written, 4 already done" in r.stdout
     assert {p: p.stat().st_mtime_ns for p in out.rglob("*.png")} == mtimes
+    again = json.loads((out / "run.json").read_text())
+    assert again["skipped"] == 4 and again["image_seconds"] == record["image_seconds"]
     # another method into the same folder is refused; --overwrite recomputes
     other = [a if a != "filled" else "grabcut" for a in args]
     assert cli.main(other) == 2
@@ -171,15 +173,22 @@ def test_tag_supervision_on_a_mask_folder(tiny, tmp_path):
     """Masks folder + class names: tags from the masks, ImageNet CAMs (VOC names) or a
     classifier, WSGCN; the evaluation uses the same folder."""
     cfg = tmp_path / "w.json"
-    cfg.write_text(json.dumps({"steps": 5, "cam_backbone": "small_cnn",
-                               "classifier_epochs": 2, "image_size": 32}))
+    cfg.write_text(json.dumps({"steps": 5, "cam_source": "classifier",
+                               "cam_backbone": "small_cnn", "classifier_epochs": 2,
+                               "image_size": 32}))
     out = tmp_path / "wsgcn"
     names = tmp_path / "names.json"
     names.write_text(json.dumps({"3": "cat", "17": "dog"}))
-    r = run("pseudo-label", "--images", str(tiny / "images"), "--masks", str(tiny / "masks"),
+    args = ["pseudo-label", "--images", str(tiny / "images"), "--masks", str(tiny / "masks"),
             "--class-names", str(names), "--supervision", "tag", "--method", "wsgcn",
-            "--config", str(cfg), "--out", str(out), "--no-progress", cwd=tmp_path)
+            "--config", str(cfg), "--out", str(out), "--no-progress"]
+    r = run(*args, cwd=tmp_path)
     assert r.returncode == 0, r.stderr
+    assert "training on the dataset's tag labels" in r.stderr  # the CAM classifier
+    assert "CAMClassifier(small_cnn)" in json.loads((out / "run.json").read_text())[
+        "method"]["cams"]
+    r = run(*args, cwd=tmp_path)  # nothing left to do: no training either
+    assert r.returncode == 0 and "training on" not in r.stderr and "4 already done" in r.stdout
     assert json.loads((out / "classes.json").read_text()) == {
         "0": "background", "3": "cat", "17": "dog", "255": "unlabelled"}
     labels = np.asarray(Image.open(out / "a/img1.png"))
