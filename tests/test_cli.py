@@ -371,3 +371,44 @@ def test_voc_xml_boxes_give_the_same_filled_labels(tiny, tmp_path, capsys):
     assert cli.main(["evaluate", "--pred", str(out), "--voc-xml", str(tmp_path / "xml"),
                      "--images", str(tiny / "images")]) == 2
     assert "no ground-truth masks" in _error_line(capsys.readouterr().err)
+
+
+def _scribbles_and_points(tiny: Path, root: Path) -> Path:
+    """One horizontal scribble line and one point per class of every mask (ids as in it)."""
+    points = {}
+    for m in sorted((tiny / "masks").rglob("*.png")):
+        stem = m.relative_to(tiny / "masks").with_suffix("").as_posix()
+        mask = np.asarray(Image.open(m))
+        scribble = np.full(mask.shape, 255, np.uint8)
+        points[stem] = []
+        for c in (c for c in np.unique(mask) if c != 255):
+            ys, xs = np.nonzero(mask == c)
+            row = int(np.median(ys))
+            scribble[row, xs[ys == row]] = c
+            points[stem].append([row, int(np.median(xs[ys == row])), int(c)])
+        path = (root / "scribbles" / stem).with_suffix(".png")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(scribble).save(path)
+    (root / "points.json").write_text(json.dumps(points))
+    return root
+
+
+def test_scribble_and_point_supervision(tiny, tmp_path, capsys, one_thread):
+    root = _scribbles_and_points(tiny, tmp_path)
+    cfg = tmp_path / "a2gnn.json"
+    cfg.write_text(json.dumps({"stage1_epochs": 3, "stage2_epochs": 3, "hidden_channels": 8,
+                               "cam_source": "none"}))
+    common = ["--images", str(tiny / "images"), "--masks", str(tiny / "masks"),
+              "--method", "a2gnn", "--config", str(cfg), "--no-progress"]
+    r = run("pseudo-label", *common, "--scribbles", str(root / "scribbles"),
+            "--supervision", "scribble", "--out", str(tmp_path / "scribble"), cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert cli.main(["pseudo-label", *common, "--points", str(root / "points.json"),
+                     "--supervision", "point", "--out", str(tmp_path / "point")]) == 0
+    for sup in ("scribble", "point"):
+        lab = np.asarray(Image.open(tmp_path / sup / "a/img1.png"))
+        assert lab.shape == (48, 64) and set(np.unique(lab)) <= {0, 17, 255}
+    # scribble supervision without scribbles is refused before any work
+    assert cli.main(["pseudo-label", *common, "--supervision", "scribble",
+                     "--out", str(tmp_path / "none")]) == 2
+    assert "--scribbles DIR" in _error_line(capsys.readouterr().err)
