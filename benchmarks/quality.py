@@ -38,6 +38,9 @@ from pyg_wsss.data.samples import LABELLED_SAMPLES, labelled_samples  # noqa: E4
 from pyg_wsss.metrics import ConfusionMatrix  # noqa: E402
 from pyg_wsss.pipelines import a2gnn as A  # noqa: E402
 
+#: The box pipeline's settings for every image (``--backbone`` changes the backbone only).
+BASE = A.BoxConfig()
+
 BOX_ROWS = ("Box filled", "GrabCut only", "Box seeds", "Random walk (box seeds)",
             "A2GNN (box)", "A2GNN (box) + CRF")
 
@@ -108,7 +111,7 @@ def run_image(s: dict[str, Any], ablation: bool, extras: bool) -> tuple[dict, li
     gc = A.grabcut_only(s)
     rows["GrabCut only"] = (miou(gc, s), 100.0, time.perf_counter() - t)
     abl = A.ablation_configs(A.box_gnn_config()) if ablation else None
-    labels, det = A.box_pseudo_labels([s], s["num_classes"], ablations=abl,
+    labels, det = A.box_pseudo_labels([s], s["num_classes"], config=BASE, ablations=abl,
                                       return_details=True)
     sec = det["seconds"]
     rows["Box seeds"] = (miou(det["seeds"][0], s), coverage(det["seeds"][0]), sec)
@@ -121,14 +124,14 @@ def run_image(s: dict[str, Any], ablation: bool, extras: bool) -> tuple[dict, li
     pics = [s["image"], s["mask"], filled, gc, det["seeds"][0], labels[0]]
     if extras:
         t = time.perf_counter()
-        crf = A.box_pseudo_labels([s], s["num_classes"], config=A.BoxConfig(crf=True))
+        crf = A.box_pseudo_labels([s], s["num_classes"], config=replace(BASE, crf=True))
         rows["A2GNN (box) + CRF"] = (miou(crf[0], s), 100.0, time.perf_counter() - t)
         if s["name"] == "voc":
             cam = voc_cams(s)
             if cam is not None:
                 t = time.perf_counter()
                 lab = A.box_pseudo_labels([s], s["num_classes"], cams=[cam],
-                                          config=A.BoxConfig(cam="auto"))
+                                          config=replace(BASE, cam="auto"))
                 rows["A2GNN (box), CAM auto"] = (miou(lab[0], s), 100.0,
                                                  time.perf_counter() - t)
         scribble_point_rows(s, rows)
@@ -179,9 +182,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-extras", action="store_true",
                     help="skip CRF, CAM, scribble and point rows")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--backbone", default="lite0", choices=("lite0", "lite1", "lite2"),
+                    help="EfficientNet-Lite ImageNet variant of the box pipeline")
     ap.add_argument("--out", type=Path, default=RESULTS)
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
+    global BASE
+    BASE = replace(BASE, backbone=args.backbone)
     results, pics, names = {}, [], []
     for s in labelled_samples(args.images):
         rows, row_pics = run_image(s, not args.no_ablation, not args.no_extras)

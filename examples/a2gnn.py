@@ -41,6 +41,8 @@ def main(argv=None) -> int:
     p.add_argument("--num-images", type=int, default=8)
     p.add_argument("--image-size", type=int, default=96)
     p.add_argument("--full", action="store_true", help="paper schedules (slow on CPU)")
+    p.add_argument("--min-side", type=int, default=448,
+                   help="box pipeline: process images at a shorter side of at least this")
     p.add_argument("--no-ablation", action="store_true")
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--seed", type=int, default=0)
@@ -122,8 +124,9 @@ def _voc(args, sups, pipe) -> int:
                               cams=[c.float().cpu() for c in cams], num_classes=21,
                               class_names=[], device=torch.device(device),
                               fast=not args.full, seed=args.seed)
-            return pipe.run_experiment(ctx, [sup], ablation=False, baselines=False)[
-                f"A2GNN ({sup})"]
+            box = pipe.BoxConfig(min_side=args.min_side, seed=args.seed)
+            return pipe.run_experiment(ctx, [sup], ablation=False, baselines=False,
+                                       box_config=box)[f"A2GNN ({sup})"]
 
         # names known without loading: a rerun skips finished images without reading them
         summary = generate(ds, method, Path(args.out) / sup, batch_size=4, device=args.device,

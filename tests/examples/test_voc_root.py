@@ -97,7 +97,8 @@ def test_a2gnn_voc_root(voc, tmp_path):
     """All four supervisions (scribbles and points simulated from the masks); ``--voc-root``
     given as the folder holding VOCdevkit."""
     out = tmp_path / "a2gnn"
-    stdout = _run("a2gnn.py", "--voc-root", voc.parent.parent, "--out", out, "--device", "cpu")
+    stdout = _run("a2gnn.py", "--voc-root", voc.parent.parent, "--out", out, "--device", "cpu",
+                  "--min-side", "64")
     assert stdout.count("done=2") == 4
     box = _check_pngs(out / "box")
     for sup in ("tag", "scribble", "point"):
