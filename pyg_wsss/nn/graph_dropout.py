@@ -24,9 +24,14 @@ def graph_dropout_masks(
 ) -> tuple[Tensor, Tensor]:
     r"""The two candidate masks of G 10 for feature maps ``h`` ``[N, C, H, W]``:
     the importance map :math:`\sigma(\mathbf{o})` and the drop mask
-    :math:`\mathbf{o}\,\mathbb{1}(\mathbf{o} < \delta_d \max \mathbf{o})` (``mask="scaled"``,
+    :math:`|\mathbf{o}|\,\mathbb{1}(\mathbf{o} < \delta_d \max \mathbf{o})` (``mask="scaled"``,
     paper) or :math:`\mathbb{1}(\mathbf{o} < \delta_d \max \mathbf{o})` (``"binary"``, code),
     where :math:`\mathbf{o}` is the channel mean of ``h`` and the max is per image.
+
+    Sign rule: the scaled mask uses the magnitude :math:`|\mathbf{o}|`, so
+    :math:`\mathbf{h} \otimes \mathbf{s}` never flips the sign of a feature. The paper writes
+    :math:`\mathbf{o}`, which is the same for non-negative (post-ReLU) features, its case; for
+    a negative channel mean :math:`\mathbf{o}` would turn negative features positive.
 
     Returns:
         ``(importance, drop)``, both ``[N, 1, H, W]``.
@@ -37,7 +42,7 @@ def graph_dropout_masks(
     o = h.mean(dim=1, keepdim=True)
     peak = o.flatten(1).amax(dim=1).view(-1, 1, 1, 1)
     keep = (o < peak * drop_threshold).to(h.dtype)
-    drop = o * keep if mask == "scaled" else keep
+    drop = o.abs() * keep if mask == "scaled" else keep
     return torch.sigmoid(o), drop
 
 
@@ -48,8 +53,15 @@ class GraphDropout(nn.Module):
 
     .. math::
         \mathbf{s} = \begin{cases} \sigma(\mathbf{o}) & r < \delta_r \\
-        \mathbf{o}\, \mathbb{1}(\mathbf{o} < \delta_d \max \mathbf{o}) & \text{otherwise}
+        |\mathbf{o}|\, \mathbb{1}(\mathbf{o} < \delta_d \max \mathbf{o}) & \text{otherwise}
         \end{cases}, \qquad \hat{\mathbf{h}} = \mathbf{h} \otimes \mathbf{s}.
+
+    Both masks are non-negative, so no branch flips the sign of a feature: the paper's
+    scaled drop mask is :math:`\mathbf{o}\,\mathbb{1}(\cdot)`, which for a negative channel
+    mean would turn negative features positive; here it is :math:`|\mathbf{o}|\,
+    \mathbb{1}(\cdot)` (identical for the paper's non-negative, post-ReLU features). When the
+    per-image peak :math:`\max \mathbf{o}` is negative, :math:`\delta_d \max \mathbf{o} >
+    \max \mathbf{o}` and nothing is dropped (there is no positive peak to erase).
 
     The authors' code (the ADL layer of Choe & Shim, 2019) differs in four ways (NOTES.md 1.1);
     each is a flag, and ``variant`` sets all four:

@@ -28,8 +28,8 @@ def test_paper_variant_hand_computed():
     x, o = _x()
     # r < delta_r always (drop_rate 1): importance map, h * s
     assert torch.allclose(GraphDropout(drop_rate=1.0)(x), x * torch.sigmoid(o))
-    # never (drop_rate 0): s = o * 1(o < 0.7 max o)
-    s = torch.tensor([[[[1.0, 2.0, 0.0]]], [[[-1.0, 0.0, 0.0]]]])
+    # never (drop_rate 0): s = |o| * 1(o < 0.7 max o) (the magnitude: no sign flips)
+    s = torch.tensor([[[[1.0, 2.0, 0.0]]], [[[1.0, 0.0, 0.0]]]])
     assert torch.allclose(GraphDropout(drop_rate=0.0)(x), x * s)
 
 
@@ -39,7 +39,22 @@ def test_flags_override_variant():
     mask = torch.tensor([[[[1.0, 1.0, 0.0]]], [[[1.0, 1.0, 0.0]]]])
     assert torch.allclose(layer(x), (x * mask + x) / 2)
     layer = GraphDropout(drop_rate=1.0, rate_selects="drop", mask="scaled")
-    assert torch.allclose(layer(x), x * o * mask)
+    assert torch.allclose(layer(x), x * o.abs() * mask)
+
+
+@pytest.mark.parametrize("drop_rate", [0.0, 0.5, 1.0])
+@pytest.mark.parametrize("variant", ["paper", "code"])
+def test_never_flips_signs(drop_rate, variant):
+    # issue 16: the paper's scaled mask o * 1(...) turned negative features positive when the
+    # channel mean o was negative; every branch must keep each feature's sign (or zero it)
+    torch.manual_seed(0)
+    for x in (-torch.rand(1, 4, 3, 3) - 0.1, torch.randn(3, 4, 5, 5)):
+        for train in (True, False):
+            layer = GraphDropout(drop_rate=drop_rate, variant=variant).train(train)
+            out = layer(x)
+            assert ((out * x) >= 0).all(), (variant, drop_rate, train)
+    out = GraphDropout(drop_rate=0.0).train()(-torch.rand(1, 4, 3, 3) - 0.1)
+    assert (out <= 0).all()
 
 
 def test_branch_probability():
@@ -60,7 +75,7 @@ def test_eval_behaviour():
     code = GraphDropout(drop_rate=1.0, variant="code").eval()
     assert not torch.equal(code(x), x)  # code: active at eval
     drop = GraphDropout(drop_rate=1.0, eval_mode="drop").eval()
-    assert torch.allclose(drop(x), x * torch.tensor([[[[1.0, 2.0, 0.0]]], [[[-1.0, 0.0, 0.0]]]]))
+    assert torch.allclose(drop(x), x * torch.tensor([[[[1.0, 2.0, 0.0]]], [[[1.0, 0.0, 0.0]]]]))
 
 
 def test_generator_reproducible_and_grad():
