@@ -35,6 +35,19 @@ BACKGROUND_TEXTURES: tuple[str, ...] = ("gradient", "noise", "stripes", "checker
 
 _GOLDEN = 0.6180339887498949
 
+#: Class names of the ``difficulty="hard"`` set: real PASCAL VOC categories (class ``c``
+#: (1-based) is ``HARD_CLASS_NAMES[c - 1]``, drawn as ``SHAPES[c - 1]``), ordered so that the
+#: pairs related in the shipped WordNet relation (``pyg_wsss.graphs.load_class_knowledge``:
+#: bicycle-motorbike, cow-horse, cow-sheep, bus-car, bus-train) fall in the same scene.
+HARD_CLASS_NAMES: tuple[str, ...] = (
+    "bicycle", "motorbike", "cow", "horse", "sheep", "bus", "car", "train",
+)
+#: Scenes of the hard set (0-based class indices): each image picks one scene and draws its
+#: objects from it (probability ``1 - scene_noise``) or from all classes, so classes co-occur
+#: by this known structure (the WordNet-related classes share a scene).
+HARD_SCENES: tuple[tuple[int, ...], ...] = ((0, 1), (2, 3, 4), (5, 6, 7))
+DIFFICULTIES: tuple[str, ...] = ("easy", "hard")
+
 
 def _hsv(h: float, s: float, v: float) -> np.ndarray:
     return np.asarray(colorsys.hsv_to_rgb(h % 1.0, s, v), dtype=np.float32)
@@ -120,6 +133,17 @@ class SyntheticWSSS(Dataset):
     placement is retried so every object keeps at least ``min_visible`` of its area),
     a slight blur and Gaussian noise.
 
+    ``difficulty="hard"`` (default ``"easy"``, unchanged) makes colour propagation fail: class
+    names are real VOC categories (:data:`HARD_CLASS_NAMES`, at most 8 classes, class ``c``
+    still drawn as ``SHAPES[c - 1]``, so the shape is the only class cue); every instance has
+    a random hue, texture (also noise and pattern textures) and period, and with probability
+    ``camouflage`` (0.5) its colour is taken from the image's background palette; backgrounds
+    are saturated textures of two colours; ``num_clutter`` (hard: 5) background blobs
+    (irregular polygons in object-like colours and textures) and 6 lines clutter the image;
+    objects co-occur by :data:`HARD_SCENES` (one scene per image, an object from outside the
+    scene with probability ``scene_noise`` = 0.15). The easy set's images are bit-for-bit
+    those of earlier versions.
+
     Each item is a sample dict (see :mod:`pyg_wsss.data`): ``image`` uint8 ``[H, W, 3]``,
     ``mask`` uint8 ``[H, W]``, ``tags`` float32 ``[C]`` (classes with visible pixels),
     ``boxes`` int64 ``[M, 4]`` (tight boxes of the *visible* part of each instance,
@@ -150,6 +174,11 @@ class SyntheticWSSS(Dataset):
             (``0``: none, the default).
         cache: Keep generated samples in memory (items are returned as copies).
         transform: Optional callable applied to each sample dict.
+        difficulty: ``"easy"`` (flat-coloured class hues, the smoke-test set) or ``"hard"``.
+        num_clutter: Background clutter blobs per image (default: 0 easy, 5 hard).
+        camouflage: Probability that an instance takes the background's colours (default: 0
+            easy, 0.5 hard).
+        scene_noise: Hard set: probability that an object ignores the image's scene (0.15).
     """
 
     def __init__(
@@ -173,7 +202,30 @@ class SyntheticWSSS(Dataset):
         void_border: int = 0,
         cache: bool = True,
         transform: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
+        difficulty: str = "easy",
+        num_clutter: int | None = None,
+        camouflage: float | None = None,
+        scene_noise: float = 0.15,
     ) -> None:
+        if difficulty not in DIFFICULTIES:
+            raise ValueError(f"'difficulty' must be one of {DIFFICULTIES}, got {difficulty!r}")
+        hard = difficulty == "hard"
+        if hard and num_distractors == 2:
+            num_distractors = 6
+        if hard and num_classes > len(HARD_CLASS_NAMES):
+            raise ValueError(
+                f"difficulty='hard' has at most {len(HARD_CLASS_NAMES)} classes, got {num_classes}"
+            )
+        num_clutter = (5 if hard else 0) if num_clutter is None else num_clutter
+        camouflage = (0.5 if hard else 0.0) if camouflage is None else camouflage
+        check_positive(num_clutter, "num_clutter", strict=False, integer=True)
+        for name, val in (("camouflage", camouflage), ("scene_noise", scene_noise)):
+            if not 0 <= val <= 1:
+                raise ValueError(f"'{name}' must be in [0, 1], got {val!r}")
+        self.difficulty = difficulty
+        self.num_clutter = int(num_clutter)
+        self.camouflage = float(camouflage)
+        self.scene_noise = float(scene_noise)
         check_positive(num_images, "num_images", strict=False, integer=True)
         if isinstance(image_size, (int, np.integer)) and not isinstance(image_size, bool):
             size = (int(image_size), int(image_size))
@@ -258,6 +310,14 @@ class SyntheticWSSS(Dataset):
         for c, spec in enumerate(self.class_specs):
             extra = c // len(SHAPES)
             names.append(spec["shape"] if extra == 0 else f"{spec['shape']}-{extra + 1}")
+        if hard:
+            names = list(HARD_CLASS_NAMES[: self.num_foreground])
+            self.scenes = [
+                tuple(c for c in sc if c < self.num_foreground) for sc in HARD_SCENES
+            ]
+            self.scenes = [sc for sc in self.scenes if sc]
+        else:
+            self.scenes = []
         self.class_names: list[str] = ["background", *names]
         h, w = self.image_size
         self._yy, self._xx = np.mgrid[0:h, 0:w].astype(np.float32)
@@ -295,7 +355,8 @@ class SyntheticWSSS(Dataset):
         h, w = self.image_size
         return (
             f"{type(self).__name__}(num_images={self.num_images}, image_size=({h}, {w}), "
-            f"num_classes={self.num_foreground}, max_objects={self.max_objects}, seed={self.seed})"
+            f"num_classes={self.num_foreground}, max_objects={self.max_objects}, seed={self.seed}"
+            + (f", difficulty={self.difficulty!r})" if self.difficulty != "easy" else ")")
         )
 
     # ------------------------------------------------------------------ generation
@@ -337,7 +398,9 @@ class SyntheticWSSS(Dataset):
             p2 = (int(rng.integers(w)), int(rng.integers(h)))
             cv2.line(image, p1, p2, tuple(float(c) for c in colour), int(rng.integers(1, 3)))
 
-    def _object(self, cls: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    def _object(
+        self, cls: int, rng: np.random.Generator, palette: list[np.ndarray] | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Mask ``[H, W]`` and colour image ``[H, W, 3]`` of one instance of class ``cls``."""
         from skimage.draw import polygon2mask
 
@@ -361,12 +424,86 @@ class SyntheticWSSS(Dataset):
             xs = cx + radius * (verts[:, 0] * cos - verts[:, 1] * sin)
             ys = cy + radius * (verts[:, 0] * sin + verts[:, 1] * cos)
             mask = polygon2mask((h, w), np.stack([ys, xs], 1))
+        if palette is not None:  # hard set: colour and texture say nothing about the class
+            return mask, self._hard_colour(rng, palette, u, v, radius)
         hue = spec["hue"] + rng.uniform(-0.035, 0.035)
         base = _hsv(hue, rng.uniform(0.6, 0.95), rng.uniform(0.55, 0.95))
         tex = _texture(spec["texture"], u, v, radius, spec["period"])
         strength = rng.uniform(0.3, 0.45)
         colour = base[None, None, :] * (1 - strength * tex[..., None])
         return mask, colour
+
+    def _background_hard(self, rng: np.random.Generator) -> tuple[np.ndarray, list[np.ndarray]]:
+        """A saturated two-colour background texture and its palette (for camouflage)."""
+        import cv2
+
+        h, w = self.image_size
+        kind = BACKGROUND_TEXTURES[int(rng.integers(len(BACKGROUND_TEXTURES)))]
+        c1 = _hsv(rng.uniform(), rng.uniform(0.3, 0.9), rng.uniform(0.45, 0.95))
+        c2 = _hsv(rng.uniform(), rng.uniform(0.3, 0.9), rng.uniform(0.45, 0.95))
+        yy, xx = self._yy, self._xx
+        angle = rng.uniform(0, np.pi)
+        proj = xx * np.cos(angle) + yy * np.sin(angle)
+        if kind == "gradient":
+            t = (proj - proj.min()) / max(float(np.ptp(proj)), 1e-6)
+        elif kind == "stripes":
+            t = 0.5 + 0.5 * np.sin(2 * np.pi * proj / rng.uniform(3, 10))
+        elif kind == "checker":
+            period = rng.uniform(3, 10)
+            t = ((np.floor(xx / period) + np.floor(yy / period)) % 2) * 0.8 + 0.1
+        else:
+            cells = int(rng.integers(6, 16))
+            small = rng.uniform(size=(cells, cells)).astype(np.float32)
+            t = cv2.resize(small, (w, h), interpolation=cv2.INTER_CUBIC)
+            t = (t - t.min()) / max(float(np.ptp(t)), 1e-6)
+            if kind == "blobs":
+                t = 1.0 / (1.0 + np.exp(-12.0 * (t - 0.5)))
+        t = t.astype(np.float32)[..., None]
+        return c1 * (1 - t) + c2 * t, [c1, c2]
+
+    def _hard_colour(
+        self, rng: np.random.Generator, palette: list[np.ndarray], u: np.ndarray,
+        v: np.ndarray, radius: float,
+    ) -> np.ndarray:
+        """Colour image of one hard-set instance (or clutter blob): random or camouflaged base
+        colour, random texture and period."""
+        if rng.uniform() < self.camouflage:
+            base = palette[int(rng.integers(len(palette)))] * rng.uniform(0.85, 1.15)
+            base = np.clip(base + rng.normal(0, 0.04, 3), 0, 1).astype(np.float32)
+        else:
+            base = _hsv(rng.uniform(), rng.uniform(0.3, 0.95), rng.uniform(0.45, 0.95))
+        kind = OBJECT_TEXTURES[int(rng.integers(len(OBJECT_TEXTURES)))]
+        tex = _texture(kind, u, v, radius, rng.uniform(2.5, 7.0))
+        if rng.uniform() < 0.3:  # pixel-noise texture
+            tex = np.clip(tex + rng.uniform(0, 1, u.shape).astype(np.float32), 0, 1)
+        strength = rng.uniform(0.3, 0.6)
+        return (base[None, None, :] * (1 - strength * tex[..., None])).astype(np.float32)
+
+    def _draw_clutter(
+        self, image: np.ndarray, rng: np.random.Generator, palette: list[np.ndarray]
+    ) -> None:
+        """Irregular background blobs in object-like colours and textures."""
+        from skimage.draw import polygon2mask
+
+        h, w = self.image_size
+        short = min(h, w)
+        for _ in range(self.num_clutter):
+            radius = max(rng.uniform(0.08, 0.25) * short, 3.0)
+            cy, cx = rng.uniform(0, h), rng.uniform(0, w)
+            k = int(rng.integers(5, 10))
+            a = np.sort(rng.uniform(0, 2 * np.pi, k))
+            rad = radius * rng.uniform(0.4, 1.0, k)
+            verts = np.stack([cy + rad * np.sin(a), cx + rad * np.cos(a)], 1)
+            blob = polygon2mask((h, w), verts)
+            u = (self._xx - cx) / radius
+            v = (self._yy - cy) / radius
+            colour = self._hard_colour(rng, palette, u, v, radius)
+            image[blob] = colour[blob]
+
+    def _pick_class(self, rng: np.random.Generator, scene: tuple[int, ...] | None) -> int:
+        if scene is None or rng.uniform() < self.scene_noise:
+            return int(rng.integers(1, self.num_foreground + 1))
+        return int(scene[int(rng.integers(len(scene)))]) + 1
 
     def generate(self, index: int) -> dict[str, Any]:
         """Generate sample ``index`` (no caching, no transform)."""
@@ -376,7 +513,16 @@ class SyntheticWSSS(Dataset):
             raise IndexError(f"index must be >= 0, got {index}")
         rng = np.random.default_rng([self.seed, int(index)])
         h, w = self.image_size
-        image = np.ascontiguousarray(self._background(rng))
+        hard = self.difficulty == "hard"
+        palette: list[np.ndarray] = []
+        scene = None
+        if hard:
+            background, palette = self._background_hard(rng)
+            image = np.ascontiguousarray(background)
+            self._draw_clutter(image, rng, palette)
+            scene = self.scenes[int(rng.integers(len(self.scenes)))]
+        else:
+            image = np.ascontiguousarray(self._background(rng))
         self._draw_distractors(image, rng)
         mask = np.zeros((h, w), dtype=np.uint8)
         inst = np.zeros((h, w), dtype=np.uint8)
@@ -384,9 +530,11 @@ class SyntheticWSSS(Dataset):
         n = int(rng.integers(self.min_objects, self.max_objects + 1))
         count = 0
         for _ in range(n):
-            cls = int(rng.integers(1, self.num_foreground + 1))
+            cls = self._pick_class(rng, scene) if hard else int(
+                rng.integers(1, self.num_foreground + 1)
+            )
             for attempt in range(12):
-                obj, colour = self._object(cls, rng)
+                obj, colour = self._object(cls, rng, palette if hard else None)
                 area = int(obj.sum())
                 if area < 12:
                     continue
@@ -442,5 +590,5 @@ class SyntheticWSSS(Dataset):
             "scribbles": weak["scribbles"],
             "points": weak["points"],
             "instances": inst,
-            "name": f"synthetic_{self.seed}_{index:05d}",
+            "name": f"synthetic{'-hard' if hard else ''}_{self.seed}_{index:05d}",
         }

@@ -7,6 +7,7 @@ import torch
 from pyg_wsss.data import SyntheticWSSS, mask_to_tags
 from pyg_wsss.data.synthetic import SHAPES
 
+EASY_HASH = "1f7ad471a5c590611fa9bf5c77caaad819dabe79da2943141264f67d1e0625c0"
 KEYS = {"image", "mask", "tags", "boxes", "box_labels", "scribbles", "points", "instances", "name"}
 
 
@@ -173,3 +174,51 @@ def test_torch_dataloader():
     loader = torch.utils.data.DataLoader(ds, batch_size=2, collate_fn=list)
     batches = list(loader)
     assert len(batches) == 2 and len(batches[0]) == 2
+
+
+def test_hard_set_classes_scenes_and_camouflage():
+    from pyg_wsss.data.synthetic import HARD_CLASS_NAMES, HARD_SCENES
+
+    ds = SyntheticWSSS(num_images=60, image_size=48, num_classes=5, seed=1, difficulty="hard")
+    assert ds.class_names == ["background", *HARD_CLASS_NAMES[:5]]
+    assert "difficulty='hard'" in repr(ds)
+    samples = list(ds)
+    tags = np.stack([s["tags"] for s in samples])
+    assert tags.sum(0).min() > 0  # every class occurs
+    # classes co-occur by the known scene structure: within-scene pairs dominate
+    co = tags.T @ tags
+    scene_of = {c: k for k, sc in enumerate(HARD_SCENES) for c in sc}
+    pairs = [(i, j) for i in range(5) for j in range(5) if i != j]
+    within = sum(co[i, j] for i, j in pairs if scene_of[i] == scene_of[j])
+    across = sum(co[i, j] for i, j in pairs if scene_of[i] != scene_of[j])
+    assert within > 2 * across
+    for s in samples[:5]:
+        assert set(s) == KEYS and s["image"].shape == (48, 48, 3)
+        np.testing.assert_array_equal(s["tags"], mask_to_tags(s["mask"], 6))
+        assert s["name"].startswith("synthetic-hard_")
+    # deterministic per index
+    again = SyntheticWSSS(num_images=3, image_size=48, num_classes=5, seed=1, difficulty="hard")
+    assert np.array_equal(again[2]["image"], samples[2]["image"])
+    # and different from the easy set with the same seed
+    easy = SyntheticWSSS(num_images=3, image_size=48, num_classes=5, seed=1)
+    assert not np.array_equal(easy[2]["image"], samples[2]["image"])
+
+
+def test_hard_set_arguments():
+    with pytest.raises(ValueError, match="difficulty"):
+        SyntheticWSSS(num_images=1, difficulty="medium")
+    with pytest.raises(ValueError, match="at most 8"):
+        SyntheticWSSS(num_images=1, num_classes=9, difficulty="hard")
+    with pytest.raises(ValueError, match="camouflage"):
+        SyntheticWSSS(num_images=1, difficulty="hard", camouflage=1.5)
+
+
+def test_easy_set_unchanged_bit_for_bit():
+    # a hash of the default (easy) set as generated before the hard option existed
+    import hashlib
+
+    h = hashlib.sha256()
+    ds = SyntheticWSSS(num_images=4, image_size=48, num_classes=5, seed=0)
+    for s in ds:
+        h.update(s["image"].tobytes() + s["mask"].tobytes())
+    assert h.hexdigest() == EASY_HASH
