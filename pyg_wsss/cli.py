@@ -199,9 +199,12 @@ unknown keys are an error that names them.
 exit codes: 0 all images done; 1 some images failed (see OUT/failures.tsv);
 2 bad arguments or an unreadable dataset.
 
-many processes: under torchrun (RANK / WORLD_SIZE set) every rank writes its share of the
-images into the same --out (one run.rank<R>.json each); the driver's claim files also let
-several plain runs share one folder.
+many processes: torchrun --nproc_per_node N -m pyg_wsss pseudo-label ... splits the images
+over N ranks balanced by image size (the same split on every rank, no communication); each
+rank writes its PNGs into the same --out, rank 0 writes classes.json and one run.json for
+all. A rank that dies ends the job with an error; the same command again goes on where it
+stopped. (RANK / WORLD_SIZE without MASTER_ADDR: shard only, one run.rank<R>.json each.) The
+driver's claim files also let several plain runs share one folder.
 """
 
 
@@ -257,7 +260,18 @@ def _add_pseudo_label(sub: Any) -> None:
     p.add_argument("--batch-size", type=int, default=1, metavar="N",
                    help="images per method call [1]")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    _add_dist_args(p)
     p.set_defaults(func=cmd_pseudo_label)
+
+
+def _add_dist_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("under torchrun (several processes)")
+    g.add_argument("--dist-backend", default="auto", choices=("auto", "gloo", "nccl"),
+                   help="torch.distributed backend: auto = nccl with CUDA, gloo otherwise "
+                        "[auto]")
+    g.add_argument("--dist-timeout", type=float, default=1800.0, metavar="SECONDS",
+                   help="how long a rank waits for the others at a barrier before the job "
+                        "ends with an error [1800]")
 
 
 def _given(args: argparse.Namespace, *keys: str) -> list[str]:
@@ -306,12 +320,16 @@ def cmd_pseudo_label(args: argparse.Namespace) -> int:
 
     out = Path(args.out)
     rank, world = _torchrun_rank()
-    run_path = out / ("run.json" if world == 1 else f"run.rank{rank}.json")
+    group = world > 1 and _start_group(args)  # a process group: one run.json by rank 0
+    run_path = out / ("run.json" if world == 1 or group else f"run.rank{rank}.json")
     _check_previous_run(run_path, args)
     out.mkdir(parents=True, exist_ok=True)
+    if group:
+        _group_barrier("start (every rank has read the arguments and the dataset)")
     classes = {str(cid): name for cid, name in zip(ids, dataset.class_names)}
     classes[str(IGNORE)] = "unlabelled"
-    _atomic_json(out / "classes.json", classes)
+    if rank == 0 or not group:
+        _atomic_json(out / "classes.json", classes)
 
     start = time.perf_counter()
     fit_seconds = 0.0
@@ -329,6 +347,9 @@ def cmd_pseudo_label(args: argparse.Namespace) -> int:
         fit_seconds = time.perf_counter() - t0
     summary, seconds = _run_driver(dataset, method, out, args, device)
     total = time.perf_counter() - start
+    ranks = None
+    if group:
+        summary, seconds, ranks = _merge_ranks(summary, seconds, total)
     seconds = {**_previous_seconds(run_path, args), **seconds}
 
     record = {
@@ -348,7 +369,13 @@ def cmd_pseudo_label(args: argparse.Namespace) -> int:
         "image_seconds": {k: round(v, 4) for k, v in seconds.items()},
         "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
-    _atomic_json(run_path, record)
+    if ranks is not None:
+        record["world_size"] = world
+        record["ranks"] = ranks
+    if rank == 0 or not group:
+        _atomic_json(run_path, record)
+    if group:
+        _end_group()
     print(f"{summary.done} written, {summary.skipped} already done, {summary.failed} failed "
           f"-> {out}")
     if summary.failed:
@@ -420,6 +447,81 @@ def _torchrun_rank() -> tuple[int, int]:
         _fail("RANK and WORLD_SIZE must be integers")
 
 
+def _start_group(args: argparse.Namespace) -> bool:
+    """Join torchrun's process group (``MASTER_ADDR`` set); ``False`` without one (RANK /
+    WORLD_SIZE alone: every process only takes its shard)."""
+    if not os.environ.get("MASTER_ADDR") or not os.environ.get("MASTER_PORT"):
+        return False
+    from .distributed import DistributedError, init_distributed
+
+    if not args.dist_timeout > 0:
+        _fail(f"--dist-timeout must be positive, got {args.dist_timeout}")
+    try:
+        init_distributed(backend=args.dist_backend, timeout=args.dist_timeout)
+    except (DistributedError, ValueError) as err:
+        _fail(str(err))
+    return True
+
+
+def _group_barrier(what: str) -> None:
+    from .distributed import DistributedError, barrier
+
+    try:
+        barrier(name=what)
+    except DistributedError as err:
+        _fail(str(err))
+
+
+def _end_group() -> None:
+    from .distributed import cleanup
+
+    cleanup()
+
+
+def _merge_ranks(summary: Any, seconds: dict[str, float],
+                 total: float) -> tuple[Any, dict[str, float], list[dict[str, Any]]]:
+    """Every rank's counts and seconds per image, gathered (the gather is the end barrier)."""
+    import dataclasses
+    import socket
+
+    from .distributed import DistributedError, all_gather_object, rank
+
+    mine = {"rank": rank(), "host": socket.gethostname(), "pid": os.getpid(),
+            "total": summary.total, "done": summary.done, "skipped": summary.skipped,
+            "failed": summary.failed, "busy": getattr(summary, "busy", 0),
+            "failures": list(summary.failures), "seconds": round(total, 3),
+            "image_seconds": seconds}
+    try:
+        parts = all_gather_object(mine)
+    except DistributedError as err:
+        _fail(f"{err} (the images written so far are kept: run the same command again)")
+    merged: dict[str, float] = {}
+    for part in parts:
+        merged.update(part.pop("image_seconds"))
+    failures = [tuple(f) for part in parts for f in part.pop("failures")]
+    fields = {f.name for f in dataclasses.fields(summary)}
+    values = {k: sum(int(p[k]) for p in parts) for k in ("total", "done", "skipped", "failed",
+                                                         "busy") if k in fields}
+    summary = dataclasses.replace(summary, failures=failures, **values)
+    return summary, merged, parts
+
+
+def _shard_kwargs(dataset: Any, rank: int, world: int, params: Any) -> dict[str, Any]:
+    """This rank's images: balanced by image size when the dataset knows its sizes
+    (:func:`pyg_wsss.distributed.shard_by_size`), else the driver's round-robin by name."""
+    sizes = getattr(dataset, "sizes", None)
+    if "indices" in params and sizes is not None:
+        from .distributed import shard_by_size
+
+        try:
+            sizes = list(sizes)
+        except (OSError, ValueError):  # an unreadable image header: round-robin instead
+            sizes = None
+        if sizes is not None and len(sizes) == len(dataset):
+            return {"indices": shard_by_size(sizes, world)[rank]}
+    return {"shard": (rank, world)} if "shard" in params else {}
+
+
 def _run_driver(dataset: Any, method: Any, out: Path, args: argparse.Namespace,
                 device: Any) -> tuple[Any, dict[str, float]]:
     """The resumable driver, with the options this version of it supports."""
@@ -440,8 +542,8 @@ def _run_driver(dataset: Any, method: Any, out: Path, args: argparse.Namespace,
             return [np.asarray(dataset.to_category_ids(x), dtype=np.uint8)
                     for x in method(samples, device=device)]
     rank, world = _torchrun_rank()
-    if world > 1 and "shard" in params:  # under torchrun: every rank takes its share
-        kwargs["shard"] = (rank, world)
+    if world > 1:  # under torchrun: every rank takes its share
+        kwargs.update(_shard_kwargs(dataset, rank, world, params))
     if "on_done" in params:
         kwargs["on_done"] = lambda name, s: seconds.__setitem__(str(name), float(s))
     summary = generate(dataset, call, out, **kwargs)

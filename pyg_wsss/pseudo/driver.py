@@ -574,6 +574,23 @@ def _check_shard(shard: Any) -> tuple[int, int] | None:
     return rank, world
 
 
+def _check_indices(indices: Any, n_items: int, shard: Any) -> list[int]:
+    if shard is not None:
+        raise ValueError("give at most one of 'shard' and 'indices'")
+    if isinstance(indices, (str, bytes)) or not hasattr(indices, "__iter__"):
+        raise TypeError(f"'indices' must be a sequence of ints, got {type(indices).__name__}")
+    out = []
+    for v in indices:
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)):
+            raise TypeError(f"'indices' must hold ints, got {v!r}")
+        if not 0 <= int(v) < n_items:
+            raise ValueError(f"'indices' has {int(v)}, outside 0..{n_items - 1}")
+        out.append(int(v))
+    if len(set(out)) != len(out):
+        raise ValueError("'indices' has repeated entries")
+    return sorted(out)
+
+
 def _check_out_dir(out: Path) -> None:
     if out.exists() and not out.is_dir():
         raise ValueError(f"'out_dir' {out} exists but is not a folder")
@@ -626,6 +643,7 @@ def generate(
     shard: tuple[int, int] | None = None,
     on_done: Callable[[str, float], None] | None = None,
     claim_timeout: float = CLAIM_TIMEOUT,
+    indices: Sequence[int] | None = None,
 ) -> GenerateSummary:
     """Run ``method`` over ``dataset`` and write one label PNG per image, resumably.
 
@@ -675,6 +693,9 @@ def generate(
             not yet written are computed again by the next run).
         claim_timeout: Seconds after which a claim or temporary file left by another host
             counts as abandoned (on this host, a dead owner process is detected at once).
+        indices: Process only these dataset indices (in increasing order; e.g. this rank's
+            part of :func:`pyg_wsss.distributed.shard_by_size`); not together with
+            ``shard``.
 
     Returns:
         :class:`GenerateSummary` with ``done`` (written now), ``skipped`` (already present),
@@ -729,7 +750,10 @@ def generate(
 
     device = torch.device(device)
     pass_device = _accepts_device(method)
-    indices = shard_indices(names, n_items, shard)
+    if indices is not None:
+        indices = _check_indices(indices, n_items, shard)
+    else:
+        indices = shard_indices(names, n_items, shard)
     summary = GenerateSummary(out_dir=str(out), total=len(indices))
     seen: set[str] = set()
 
