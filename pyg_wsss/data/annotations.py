@@ -36,6 +36,23 @@ def _as_label_array(labels: Any, name: str, ndim: int | None = 2) -> np.ndarray:
     return labels
 
 
+def _check_range(arr: np.ndarray, name: str, low: int, high: int, what: str = "labels") -> None:
+    """Values of an integer map must lie in ``[low, high]`` (numpy side: always checked)."""
+    if arr.size:
+        lo, hi = int(arr.min()), int(arr.max())
+        if lo < low or hi > high:
+            raise ValueError(
+                f"'{name}' has {what} in [{lo}, {hi}], outside [{low}, {high}]"
+            )
+
+
+def _check_ignore(ignore_index: Any) -> None:
+    if isinstance(ignore_index, bool) or not isinstance(ignore_index, (int, np.integer)):
+        raise TypeError(f"'ignore_index' must be an int, got {ignore_index!r}")
+    if not 0 <= ignore_index <= 255:
+        raise ValueError(f"'ignore_index' must be in [0, 255], got {ignore_index}")
+
+
 def _check_num_classes(num_classes: Any) -> None:
     check_positive(num_classes, "num_classes", strict=True, integer=True)
     if num_classes < 2:
@@ -87,6 +104,12 @@ def instance_boxes(instances: Any, num_instances: int | None = None) -> np.ndarr
     inst = _as_label_array(instances, "instances")
     if inst.size and inst.min() < 0:
         raise ValueError("'instances' must be non-negative")
+    if num_instances is not None:
+        check_positive(num_instances, "num_instances", strict=False, integer=True)
+        if inst.size and int(inst.max()) > num_instances:
+            raise ValueError(
+                f"'instances' has ids up to {int(inst.max())} but num_instances={num_instances}"
+            )
     m = int(inst.max()) if num_instances is None and inst.size else int(num_instances or 0)
     boxes = np.full((m, 4), -1, dtype=np.int64)
     if m == 0:
@@ -105,8 +128,11 @@ def add_void_border(mask: Any, width: int = 5, ignore_index: int = IGNORE) -> np
     distance ``width // 2`` of it (so the band is about ``width`` pixels wide in total).
     ``width = 0`` returns a copy.
     """
-    arr = _as_label_array(mask, "mask").astype(np.uint8, copy=True)
+    arr = _as_label_array(mask, "mask")
+    _check_range(arr, "mask", 0, 255)
+    arr = arr.astype(np.uint8, copy=True)
     check_positive(width, "width", strict=False, integer=True)
+    _check_ignore(ignore_index)
     r = int(width) // 2 if width > 1 else int(width)
     if r == 0:
         return arr
@@ -210,6 +236,17 @@ def weak_labels_from_instances(
     inst = _as_label_array(instances, "instances")
     if mask.shape != inst.shape:
         raise ValueError(f"'mask' {mask.shape} and 'instances' {inst.shape} differ in shape")
+    _check_range(mask, "mask", 0, 255)
+    if inst.size and inst.min() < 0:
+        raise ValueError("'instances' must be non-negative")
+    if rng is not None and not isinstance(rng, np.random.Generator):
+        raise TypeError(f"'rng' must be a numpy.random.Generator, got {type(rng).__name__}")
+    check_positive(num_background_scribbles, "num_background_scribbles", strict=False,
+                   integer=True)
+    check_positive(num_background_points, "num_background_points", strict=False, integer=True)
+    check_positive(scribble_width, "scribble_width", integer=True)
+    if background_margin is not None:
+        check_positive(background_margin, "background_margin", strict=False, integer=True)
     rng = rng if rng is not None else np.random.default_rng(0)
     h, w = mask.shape
     if background_margin is None:
@@ -273,6 +310,9 @@ def connected_instances(mask: Any, ignore_index: int = IGNORE) -> np.ndarray:
     from skimage.measure import label
 
     mask = _as_label_array(mask, "mask")
+    _check_ignore(ignore_index)
+    if mask.size and mask.min() < 0:
+        raise ValueError(f"'mask' has negative labels (min {int(mask.min())})")
     out = np.zeros(mask.shape, dtype=np.int32)
     offset = 0
     for c in np.unique(mask):

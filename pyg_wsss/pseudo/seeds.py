@@ -50,8 +50,14 @@ IGNORE = 255
 
 def _to_numpy_cams(cams: ArrayLike, name: str = "cams") -> np.ndarray:
     if isinstance(cams, Tensor):
+        if cams.dtype == torch.bool or cams.is_complex():
+            raise TypeError(f"'{name}' must be a real-valued (float) tensor, got {cams.dtype}")
         arr = cams.detach().cpu().double().numpy()
     elif isinstance(cams, np.ndarray):
+        if cams.dtype == bool or not (
+            np.issubdtype(cams.dtype, np.integer) or np.issubdtype(cams.dtype, np.floating)
+        ):
+            raise TypeError(f"'{name}' must be a real-valued (float) array, got {cams.dtype}")
         arr = cams.astype(np.float64, copy=False)
     else:
         raise TypeError(
@@ -212,7 +218,10 @@ def crf_with_alpha(
         float32 ``[C + 1, H, W]`` numpy array.
     """
     check_positive(alpha, "alpha", strict=False)
+    img = _as_uint8_rgb(image)
     arr = _to_numpy_cams(cams)
+    if arr.shape[1:] != img.shape[:2]:
+        raise ValueError(f"'cams' has spatial size {arr.shape[1:]} but 'image' has {img.shape[:2]}")
     present = _to_tag_mask(tags, arr.shape[0])
     arr = np.where(present[:, None, None], arr, 0.0)
     if arr.size and (arr.min() < 0 or arr.max() > 1 + 1e-6):
@@ -221,7 +230,7 @@ def crf_with_alpha(
     stack = np.concatenate([np.power(1.0 - peak, alpha), arr], axis=0)
     keep = [0] + (np.flatnonzero(present) + 1).tolist()
     return dense_crf(
-        image, stack, preset=preset, n_iter=n_iter, labels=keep, normalized=normalized, full=True
+        img, stack, preset=preset, n_iter=n_iter, labels=keep, normalized=normalized, full=True
     )
 
 
@@ -273,10 +282,15 @@ def confident_regions(
     if classes is None:
         classes = np.unique(arg).tolist()
     sure = np.zeros(arg.shape, dtype=bool)
-    for c in classes:
+    cls = np.asarray(classes)
+    if cls.size and (cls.dtype == bool or not np.issubdtype(cls.dtype, np.integer)):
+        raise TypeError(f"'classes' must be integer class ids, got {cls.dtype}")
+    if cls.ndim > 1:
+        raise ValueError(f"'classes' must be a sequence of class ids, got shape {cls.shape}")
+    for c in cls.reshape(-1).tolist():
         c = int(c)
         if c < 0 or c >= arr.shape[0]:
-            raise ValueError(f"class {c} is outside [0, {arr.shape[0] - 1}]")
+            raise ValueError(f"'classes': class {c} is outside [0, {arr.shape[0] - 1}]")
         region = arg == c
         val = np.where(region, arr[c], 0.0)
         if c == 0:
@@ -308,10 +322,25 @@ def crf_unsure(crf_la: ArrayLike, crf_ha: ArrayLike, threshold: float = 0.8) -> 
 
 def vote_filter(labels: ArrayLike, scores: ArrayLike) -> np.ndarray:
     """Keep a label only where it equals ``argmax(scores)``; elsewhere 255 (WSGCN's vote)."""
-    lab = labels.detach().cpu().numpy() if isinstance(labels, Tensor) else np.asarray(labels)
+    if isinstance(labels, Tensor):
+        lab = labels.detach().cpu().numpy()
+    elif isinstance(labels, np.ndarray):
+        lab = labels
+    else:
+        raise TypeError(
+            f"'labels' must be a numpy array or torch.Tensor, got {type(labels).__name__}"
+        )
+    if lab.dtype == bool or not np.issubdtype(lab.dtype, np.integer):
+        raise TypeError(f"'labels' must be an integer label map, got {lab.dtype}")
     arr = _to_numpy_cams(scores, "scores")
     if lab.shape != arr.shape[1:]:
         raise ValueError(f"'labels' {lab.shape} and 'scores' {arr.shape[1:]} differ in size")
+    bad = (lab != IGNORE) & ((lab < 0) | (lab >= arr.shape[0]))
+    if bad.any():
+        raise ValueError(
+            f"'labels' has labels outside [0, {arr.shape[0] - 1}] (and not {IGNORE}): "
+            f"{np.unique(lab[bad])[:10].tolist()}"
+        )
     arg = arr.argmax(0)
     return np.where(arg == lab, arg, IGNORE).astype(np.uint8)
 
@@ -342,6 +371,15 @@ def _crf_seeds(
             "(resize one of them first)"
         )
     present = _to_tag_mask(tags, arr.shape[0])
+    check_positive(alpha_low, "alpha_low", strict=False)
+    check_positive(alpha_high, "alpha_high", strict=False)
+    check_fraction(ratio, "ratio")
+    check_positive(min_score, "min_score", strict=False)
+    check_positive(bg_confidence, "bg_confidence", strict=False)
+    check_positive(crf_threshold, "crf_threshold", strict=False)
+    check_positive(n_iter, "n_iter", strict=False, integer=True)
+    if bg_fallback is not None:
+        check_fraction(bg_fallback, "bg_fallback")
     norm = normalize_cams(arr, present, mode=normalize)
     # confident-region scores: bg by the high power (NOTES 2.4 step 1)
     peak = norm.max(0, keepdims=True) if norm.shape[0] else np.zeros((1,) + norm.shape[1:])
@@ -471,6 +509,9 @@ def cam_label_map(
     if arr.shape[1:] != img.shape[:2]:
         raise ValueError(f"'cams' has spatial size {arr.shape[1:]} but 'image' has {img.shape[:2]}")
     present = _to_tag_mask(tags, arr.shape[0])
+    check_positive(alpha_low, "alpha_low", strict=False)
+    check_positive(alpha_high, "alpha_high", strict=False)
+    check_positive(n_iter, "n_iter", strict=False, integer=True)
     norm = normalize_cams(arr, present, mode=normalize)
     crf_la = crf_with_alpha(img, norm, present, alpha_low, preset, n_iter)
     crf_ha = crf_with_alpha(img, norm, present, alpha_high, preset, n_iter)

@@ -229,7 +229,14 @@ def random_walk(
     if not isinstance(transition, Tensor) or transition.dim() != 2 or (
         transition.size(0) != transition.size(1)
     ):
+        if not isinstance(transition, Tensor):
+            raise TypeError(
+                "'transition' must be a torch.Tensor (see transition_matrix), got "
+                f"{type(transition).__name__}"
+            )
         raise ValueError("'transition' must be a square [N, N] tensor (see transition_matrix)")
+    if not transition.is_floating_point():
+        raise TypeError(f"'transition' must be a floating-point tensor, got {transition.dtype}")
     n = transition.size(0)
     x, transposed = _scores_kn(scores, n, node_dim)
     xt = x.t().contiguous().to(transition.dtype)  # [N, K]
@@ -344,8 +351,11 @@ def random_walk_from_image(
     img = _as_uint8_rgb(image)
     check_positive(stride, "stride", integer=True)
     check_positive(sigma_rgb, "sigma_rgb")
-    if not isinstance(cams, Tensor):
-        cams = torch.as_tensor(np.asarray(cams))
+    if isinstance(cams, np.ndarray):
+        cams = torch.as_tensor(cams)
+    check_tensor(cams, "cams")
+    if cams.dtype == torch.bool or cams.is_complex():
+        raise TypeError(f"'cams' must be a float tensor, got {cams.dtype}")
     if cams.dim() != 3 or tuple(cams.shape[1:]) != img.shape[:2]:
         raise ValueError(
             f"'cams' must be [C, H, W] at the image size {img.shape[:2]}, got {tuple(cams.shape)}"
