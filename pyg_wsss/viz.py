@@ -3,6 +3,7 @@ PNG figure grids. Only numpy, OpenCV and PIL are needed (matplotlib is not)."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -42,6 +43,7 @@ def _check_color(color: Any, name: str) -> np.ndarray:
     if (
         arr.shape != (3,)
         or not np.issubdtype(arr.dtype, np.number)
+        or not np.isfinite(arr).all()
         or (arr < 0).any()
         or (arr > 255).any()
     ):
@@ -99,6 +101,10 @@ def colorize_labels(
         palette = np.asarray(palette)
         if palette.ndim != 2 or palette.shape[1] != 3:
             raise ValueError(f"'palette' must have shape [K, 3], got {palette.shape}")
+        if not np.issubdtype(palette.dtype, np.number) or palette.dtype == bool:
+            raise TypeError(f"'palette' must hold numbers, got {palette.dtype}")
+        if not np.isfinite(palette).all():
+            raise ValueError("'palette' contains NaN or infinite values")
         palette = np.clip(palette, 0, 255).astype(np.uint8)
     if arr.size and (arr.min() < 0 or arr.max() >= len(palette)):
         raise ValueError(
@@ -133,6 +139,10 @@ def cam_to_heatmap(cam: Any, colormap: str = "jet", normalize: bool = False) -> 
         raise ValueError(f"'cam' must have shape [H, W], got {arr.shape}")
     if arr.size == 0:
         raise ValueError("'cam' is empty")
+    if arr.dtype == bool or not np.issubdtype(arr.dtype, np.number):
+        raise TypeError(f"'cam' must be a real-valued map, got {arr.dtype}")
+    if not isinstance(normalize, (bool, np.bool_)):
+        raise TypeError(f"'normalize' must be a bool, got {normalize!r}")
     arr = arr.astype(np.float32)
     if not np.isfinite(arr).all():
         raise ValueError("'cam' contains NaN or infinite values")
@@ -217,6 +227,10 @@ def overlay_labels(
     """
     img = as_rgb_image(image)
     check_fraction(alpha, "alpha")
+    if ignore_index is not None and (
+        isinstance(ignore_index, bool) or not isinstance(ignore_index, (int, np.integer))
+    ):
+        raise TypeError(f"'ignore_index' must be an int or None, got {ignore_index!r}")
     lab = _to_numpy(labels, "labels")
     if lab.ndim != 2 or lab.shape != img.shape[:2]:
         raise ValueError(f"'labels' must have shape {img.shape[:2]} (the image's), got {lab.shape}")
@@ -302,13 +316,25 @@ def make_grid(
     if ncols == 0:
         raise ValueError("every row of 'rows' is empty: nothing to draw")
     cells = [c[0] for row in grid for c in row if c is not None]
+    if isinstance(pad, bool) or not isinstance(pad, (int, np.integer)):
+        raise TypeError(f"'pad' must be an int, got {pad!r}")
+    if pad < 0:
+        raise ValueError(f"'pad' must be >= 0, got {pad}")
+
+    def _int(v: Any) -> bool:
+        return isinstance(v, (int, np.integer)) and not isinstance(v, bool)
+
     if cell_size is None:
         ch = max((c.shape[0] for c in cells), default=64)
         cw = max((c.shape[1] for c in cells), default=64)
-    elif isinstance(cell_size, (int, np.integer)):
+    elif _int(cell_size):
         ch = cw = int(cell_size)
-    else:
+    elif isinstance(cell_size, (tuple, list)) and len(cell_size) == 2 and all(
+        map(_int, cell_size)
+    ):
         ch, cw = (int(s) for s in cell_size)
+    else:
+        raise TypeError(f"'cell_size' must be an int or (height, width) ints, got {cell_size!r}")
     if ch <= 0 or cw <= 0:
         raise ValueError(f"'cell_size' must be positive, got {cell_size!r}")
     cell_titles: list[list[str]] | None = None
@@ -326,7 +352,7 @@ def make_grid(
     if col_titles is not None and len(col_titles) > ncols:
         raise ValueError(f"{len(col_titles)} column titles for {ncols} columns")
     if row_titles is not None and len(row_titles) != len(grid):
-        raise ValueError(f"{len(row_titles)} row titles for {len(grid)} rows")
+        raise ValueError(f"'row_titles': {len(row_titles)} row titles for {len(grid)} rows")
     text_h = 18
     head = text_h if col_titles else 0
     caption = text_h if cell_titles else 0
@@ -385,8 +411,12 @@ def save_grid(
     """
     from PIL import Image
 
-    canvas = make_grid(rows, titles, row_titles, col_titles, cell_size, pad)
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"'path' must be a str or Path, got {type(path).__name__}")
     path = Path(path)
+    if path.suffix.lower() != ".png":
+        raise ValueError(f"'path' must end in .png, got {str(path)!r}")
+    canvas = make_grid(rows, titles, row_titles, col_titles, cell_size, pad)
     if path.suffix.lower() != ".png":
         raise ValueError(f"'path' must end in .png, got {str(path)!r}")
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -31,6 +31,38 @@ __all__ = [
 ]
 
 
+def _check_inputs(samples: Any, cams: Any, image: bool = True) -> None:
+    """``samples`` a non-empty sequence of sample dicts, ``cams`` one ``[C, H, W]`` map each
+    (at the image size when ``image``)."""
+    if isinstance(samples, (str, bytes, dict)) or not hasattr(samples, "__len__"):
+        raise TypeError(f"'samples' must be a list of sample dicts, got {type(samples).__name__}")
+    if isinstance(cams, (str, bytes, dict)) or not hasattr(cams, "__len__"):
+        raise TypeError(f"'cams' must be a list of [C, H, W] CAMs, got {type(cams).__name__}")
+    if len(samples) == 0:
+        raise ValueError("'samples' is empty")
+    if len(cams) != len(samples):
+        raise ValueError(f"'cams' has {len(cams)} entries for {len(samples)} samples")
+    for i in range(len(samples)):
+        s, cam = samples[i], cams[i]
+        if not isinstance(s, dict) or (image and "image" not in s):
+            raise TypeError(
+                f"'samples'[{i}] must be a sample dict"
+                + (" with an 'image' key" if image else "")
+            )
+        if not isinstance(cam, (Tensor, np.ndarray)):
+            raise TypeError(
+                f"'cams'[{i}] must be a tensor or numpy array, got {type(cam).__name__}"
+            )
+        if cam.ndim != 3:
+            raise ValueError(f"'cams'[{i}] must have shape [C, H, W], got {tuple(cam.shape)}")
+        img = s.get("image") if image else None
+        if isinstance(img, np.ndarray) and img.ndim == 3 and tuple(cam.shape[1:]) != img.shape[:2]:
+            raise ValueError(
+                f"'cams'[{i}] has spatial size {tuple(cam.shape[1:])} but its image has "
+                f"{img.shape[:2]}"
+            )
+
+
 def _tags(sample: dict[str, Any], num_fg: int) -> np.ndarray:
     tags = sample.get("tags")
     if tags is None:
@@ -46,6 +78,7 @@ def cam_threshold_labels(
     """Argmax over ``[bg_threshold, CAMs]`` (CAMs max-normalised over the image's tags)."""
     from ..pseudo.seeds import cam_labels
 
+    _check_inputs(samples, cams, image=False)
     return [
         cam_labels(cam, _tags(s, cam.shape[0]), bg_threshold=bg_threshold)
         for s, cam in zip(samples, cams)
@@ -61,6 +94,7 @@ def cam_seed_labels(
     arguments passed on), 255 where unsure."""
     from ..pseudo.seeds import a2gnn_tag_seeds
 
+    _check_inputs(samples, cams)
     return [
         a2gnn_tag_seeds(s["image"], cam, _tags(s, cam.shape[0]), **kwargs)
         for s, cam in zip(samples, cams)
@@ -92,9 +126,32 @@ def random_walk_crf_labels(
 
     ``stride=None`` picks the smallest stride whose grid has at most ``max_nodes`` nodes.
     """
+    from .._checks import check_positive
     from ..pseudo import random_walk_from_image
-    from ..pseudo.crf import dense_crf
+    from ..pseudo.crf import _resolve_preset, dense_crf
 
+    _check_inputs(samples, cams)
+    if stride is not None:
+        check_positive(stride, "stride", integer=True)
+    check_positive(max_nodes, "max_nodes", integer=True)
+    if features is not None:
+        if isinstance(features, (str, bytes, Tensor, np.ndarray)) or not hasattr(
+            features, "__len__"
+        ):
+            raise TypeError(
+                "'features' must be a list (one list of feature maps per sample) or None, got "
+                f"{type(features).__name__}"
+            )
+        if len(features) != len(samples):
+            raise ValueError(
+                f"'features' has {len(features)} entries for {len(samples)} samples"
+            )
+    if crf:
+        _resolve_preset(crf_preset)
+    try:
+        torch.device(device)
+    except (RuntimeError, TypeError) as err:
+        raise ValueError(f"'device' is not a torch device: {device!r} ({err})") from None
     out = []
     for i, (s, cam) in enumerate(zip(samples, cams)):
         image = s["image"]
@@ -120,8 +177,32 @@ def seed_precision(
     """``(precision, coverage)`` of a seed map against a ground-truth mask: the fraction of
     labelled seed pixels (on non-void ground truth) that are correct, and the fraction of
     non-void pixels that carry a seed."""
-    seeds = np.asarray(seeds)
-    mask = np.asarray(mask)
+    if isinstance(ignore_index, bool) or not isinstance(ignore_index, (int, np.integer)):
+        raise TypeError(f"'ignore_index' must be an int, got {ignore_index!r}")
+    arrays = []
+    for name, value in (("seeds", seeds), ("mask", mask)):
+        if isinstance(value, Tensor):
+            value = value.detach().cpu().numpy()
+        if not isinstance(value, np.ndarray):
+            raise TypeError(
+                f"'{name}' must be a numpy array or tensor, got {type(value).__name__}"
+            )
+        if value.dtype == bool or not (
+            np.issubdtype(value.dtype, np.integer) or np.issubdtype(value.dtype, np.floating)
+        ):
+            raise TypeError(f"'{name}' must be an integer label map, got {value.dtype}")
+        if np.issubdtype(value.dtype, np.floating) and not (
+            np.isfinite(value).all() and (value == np.round(value)).all()
+        ):
+            raise ValueError(f"'{name}' must hold integer class ids (got fractions or NaN)")
+        if value.ndim != 2:
+            raise ValueError(f"'{name}' must have shape [H, W], got {value.shape}")
+        if value.size and value.min() < 0:
+            raise ValueError(f"'{name}' has negative labels (min {int(value.min())})")
+        arrays.append(value)
+    seeds, mask = arrays
+    if seeds.shape != mask.shape:
+        raise ValueError(f"'seeds' {seeds.shape} and 'mask' {mask.shape} differ in shape")
     valid = mask != ignore_index
     labelled = valid & (seeds != ignore_index)
     n = int(labelled.sum())

@@ -37,17 +37,39 @@ def save_label_maps(
     """Write ``uint8 [H, W]`` label maps as indexed (VOC palette) PNGs ``<out_dir>/<name>.png``."""
     from PIL import Image
 
+    if isinstance(labels, (str, os.PathLike, np.ndarray, Tensor)) or not isinstance(
+        labels, (list, tuple)
+    ):
+        raise TypeError(f"'labels' must be a list of label maps, got {type(labels).__name__}")
+    if isinstance(names, str) or not isinstance(names, (list, tuple)):
+        raise TypeError(f"'names' must be a list of names, got {type(names).__name__}")
     if len(labels) != len(names):
         raise ValueError(f"got {len(labels)} label maps but {len(names)} names")
+    arrays = []
+    for i, (lab, name) in enumerate(zip(labels, names)):
+        if not isinstance(name, str) or not name or "/" in name or "\\" in name or name in (
+            ".", ".."
+        ):
+            raise ValueError(f"'names'[{i}] must be a file name without folders, got {name!r}")
+        if not isinstance(lab, (np.ndarray, Tensor)):
+            raise TypeError(
+                f"'labels'[{i}] ({name!r}) must be a numpy array or tensor, "
+                f"got {type(lab).__name__}"
+            )
+        arr = np.asarray(lab.cpu() if isinstance(lab, Tensor) else lab)
+        if arr.ndim != 2:
+            raise ValueError(f"'labels'[{i}] ({name!r}) must be [H, W], got shape {arr.shape}")
+        if (
+            arr.dtype == bool
+            or not np.issubdtype(arr.dtype, np.integer)
+            or (arr.size and (arr.min() < 0 or arr.max() > 255))
+        ):
+            raise ValueError(f"'labels'[{i}] ({name!r}) must hold integers in [0, 255]")
+        arrays.append(arr)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     paths = []
-    for lab, name in zip(labels, names):
-        arr = np.asarray(lab.cpu() if isinstance(lab, Tensor) else lab)
-        if arr.ndim != 2:
-            raise ValueError(f"label map {name!r} must be [H, W], got shape {arr.shape}")
-        if not np.issubdtype(arr.dtype, np.integer) or arr.min() < 0 or arr.max() > 255:
-            raise ValueError(f"label map {name!r} must hold integers in [0, 255]")
+    for arr, name in zip(arrays, names):
         img = Image.fromarray(arr.astype(np.uint8), mode="P")
         img.putpalette(_palette())
         path = out / f"{name}.png"
@@ -60,6 +82,8 @@ def load_label_map(path: str | os.PathLike) -> np.ndarray:
     """Read a PNG label map (indexed or grey) as ``uint8 [H, W]`` class ids."""
     from PIL import Image
 
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"'path' must be a str or Path, got {type(path).__name__}")
     with Image.open(path) as img:
         if img.mode not in ("P", "L"):
             raise ValueError(
@@ -107,12 +131,19 @@ class PseudoLabelDataset(torch.utils.data.Dataset):
         if crop_size is not None:
             check_positive(crop_size, "crop_size", integer=True)
         if scale_range is not None:
+            if not isinstance(scale_range, (tuple, list)) or len(scale_range) != 2:
+                raise ValueError(f"'scale_range' must be (low, high), got {scale_range!r}")
             lo, hi = scale_range
             check_positive(lo, "scale_range")
-            if hi < lo:
+            check_positive(hi, "scale_range")
+            if not np.isfinite(hi) or hi < lo:
                 raise ValueError(
                     f"'scale_range' must be (low, high) with low <= high, got {scale_range}"
                 )
+        if not isinstance(flip, (bool, np.bool_)):
+            raise TypeError(f"'flip' must be a bool, got {flip!r}")
+        if num_classes is not None:
+            check_positive(num_classes, "num_classes", integer=True)
         self.images = images
         self.crop_size = crop_size
         self.scale_range = scale_range
@@ -142,6 +173,11 @@ class PseudoLabelDataset(torch.utils.data.Dataset):
             if len(labels) != n:
                 raise ValueError(f"got {n} images but {len(labels)} label maps")
             self._labels = list(labels)
+            for i, lab in enumerate(self._labels):
+                if not isinstance(lab, (np.ndarray, Tensor)):
+                    raise TypeError(
+                        f"'labels'[{i}] must be a numpy array or tensor, got {type(lab).__name__}"
+                    )
         else:
             raise TypeError("'labels' must be a folder, a list of label maps or a dict name -> map")
 
@@ -165,15 +201,20 @@ class PseudoLabelDataset(torch.utils.data.Dataset):
         )
         if lab.shape != tuple(image.shape[1:]):
             raise ValueError(
-                f"label map {index} has shape {lab.shape}, image has {tuple(image.shape[1:])}"
+                f"'labels': label map {index} has shape {lab.shape}, image has "
+                f"{tuple(image.shape[1:])}"
             )
+        if lab.dtype == bool or not np.issubdtype(lab.dtype, np.integer):
+            raise TypeError(f"'labels': label map {index} must hold integers, got {lab.dtype}")
         label = torch.from_numpy(lab.astype(np.int64))
-        if self.num_classes is not None:
-            bad = (label != 255) & ((label < 0) | (label >= self.num_classes))
-            if bad.any():
-                raise ValueError(
-                    f"label map {index} has labels outside [0, {self.num_classes - 1}] and not 255"
-                )
+        bad = (label != 255) & (
+            (label < 0) | (label >= (self.num_classes if self.num_classes is not None else 256))
+        )
+        if bad.any():
+            top = self.num_classes - 1 if self.num_classes is not None else 255
+            raise ValueError(
+                f"'labels': label map {index} has labels outside [0, {top}] and not 255"
+            )
         return image, label
 
     def sample(self, index: int, generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:

@@ -9,9 +9,20 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from pyg_wsss._checks import check_positive, check_tensor
+from pyg_wsss._checks import check_finite, check_fraction, check_positive, check_tensor
 
 __all__ = ["ASPP", "DeepLab", "build_deeplab"]
+
+
+def _check_input(x: Any, channels: int) -> None:
+    """``[B, channels, H, W]`` float, non-empty, finite (the finite check follows the level)."""
+    check_tensor(x, "x", ndim=4, floating=True)
+    if x.size(1) != channels:
+        raise ValueError(f"'x' must have {channels} channels [B, {channels}, H, W], "
+                         f"got {tuple(x.shape)}")
+    if x.numel() == 0:
+        raise ValueError(f"'x' is empty (shape {tuple(x.shape)})")
+    check_finite(x, "x")
 
 
 class ASPP(nn.Module):
@@ -36,6 +47,8 @@ class ASPP(nn.Module):
         super().__init__()
         check_positive(in_channels, "in_channels", integer=True)
         check_positive(out_channels, "out_channels", integer=True)
+        if isinstance(rates, (str, bytes)) or not isinstance(rates, (tuple, list)):
+            raise TypeError(f"'rates' must be a sequence of ints, got {rates!r}")
         rates = tuple(rates)
         if not rates:
             raise ValueError("'rates' must not be empty")
@@ -53,6 +66,7 @@ class ASPP(nn.Module):
             nn.init.zeros_(conv.bias)
 
     def forward(self, x: Tensor) -> Tensor:
+        _check_input(x, self.in_channels)
         out = self.branches[0](x)
         for branch in self.branches[1:]:
             out = out + branch(x)
@@ -98,6 +112,12 @@ class DeepLab(nn.Module):
         if not isinstance(backbone, nn.Module) or not hasattr(backbone, "channels"):
             raise TypeError("'backbone' must be an nn.Module with a 'channels' attribute")
         check_positive(num_classes, "num_classes", integer=True)
+        check_positive(aspp_channels, "aspp_channels", integer=True)
+        check_fraction(dropout, "dropout")
+        if dropout >= 1:
+            raise ValueError(f"'dropout' must be < 1, got {dropout}")
+        if head is not None and not isinstance(head, nn.Module):
+            raise TypeError(f"'head' must be an nn.Module or None, got {type(head).__name__}")
         self.backbone = backbone
         self.num_classes = num_classes
         self.aspp = ASPP(int(backbone.channels[-1]), aspp_channels, rates)
@@ -138,6 +158,7 @@ class DeepLab(nn.Module):
         check_tensor(x, "x", ndim=4, floating=True)
         if x.size(1) != 3:
             raise ValueError(f"'x' must be RGB [B, 3, H, W], got {tuple(x.shape)}")
+        _check_input(x, 3)
         feat = self.backbone(x)[-1]
         feat = F.relu(self.aspp(feat))
         logits = self.head(self.dropout(feat))
@@ -183,6 +204,18 @@ def build_deeplab(
     check_positive(num_classes, "num_classes", integer=True)
     if num_classes < 2:
         raise ValueError(f"'num_classes' must be >= 2 (background + classes), got {num_classes}")
+    check_positive(aspp_channels, "aspp_channels", integer=True)
+    if not isinstance(backbone, (str, nn.Module)):
+        raise TypeError(
+            f"'backbone' must be a backbone name or an nn.Module, got {type(backbone).__name__}"
+        )
+    if grm and node_features is not None:
+        check_tensor(node_features, "node_features", ndim=2, floating=True, finite=True)
+        if node_features.size(0) != num_classes - 1:
+            raise ValueError(
+                f"'node_features' must have one row per foreground class "
+                f"[{num_classes - 1}, K], got {tuple(node_features.shape)}"
+            )
     if isinstance(backbone, str):
         from pyg_wsss.nn.models import build_backbone
 

@@ -15,6 +15,30 @@ from pyg_wsss.segmentation.data import image_to_tensor
 __all__ = ["predict_probabilities", "predict_segmentation", "evaluate_segmentation"]
 
 
+def _check_model(model: Any) -> None:
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"'model' must be an nn.Module, got {type(model).__name__}")
+
+
+def _check_scales(scales: Any) -> tuple[float, ...]:
+    if isinstance(scales, (str, bytes)) or not isinstance(scales, (tuple, list)):
+        raise TypeError(f"'scales' must be a sequence of numbers, got {scales!r}")
+    if not scales:
+        raise ValueError("'scales' must not be empty")
+    for s in scales:
+        check_positive(s, "scales")
+        if not np.isfinite(s):
+            raise ValueError(f"'scales' must be finite, got {s!r}")
+    return tuple(scales)
+
+
+def _device(device: Any) -> torch.device:
+    try:
+        return torch.device(device)
+    except (RuntimeError, TypeError) as err:
+        raise ValueError(f"'device' is not a torch device: {device!r} ({err})") from None
+
+
 @torch.no_grad()
 def predict_probabilities(
     model: nn.Module,
@@ -25,10 +49,9 @@ def predict_probabilities(
 ) -> Tensor:
     """Softmax class probabilities ``[K, H, W]`` (CPU float32) of one ``uint8 [H, W, 3]`` image,
     averaged over ``scales`` and (with ``flip``) horizontal flips."""
-    if not scales:
-        raise ValueError("'scales' must not be empty")
-    for s in scales:
-        check_positive(s, "scales")
+    _check_model(model)
+    scales = _check_scales(scales)
+    device = _device(device)
     x = image_to_tensor(image)[None].to(device)
     h, w = x.shape[-2:]
     model.eval()
@@ -60,6 +83,11 @@ def predict_segmentation(
     """``uint8 [H, W]`` label map of one image; ``crf="deeplab"`` (or any preset of
     :func:`pyg_wsss.pseudo.dense_crf`) refines the probabilities with a dense CRF (DeepLab:
     10 iterations, gaussian 1/3, bilateral 67/3/4)."""
+    check_positive(crf_iterations, "crf_iterations", strict=False, integer=True)
+    if crf is not None:
+        from pyg_wsss.pseudo.crf import _resolve_preset
+
+        _resolve_preset(crf)  # a bad preset is named before the network runs
     probs = predict_probabilities(model, image, scales, flip, device)
     if crf is not None:
         from pyg_wsss.pseudo.crf import dense_crf
@@ -96,7 +124,11 @@ def evaluate_segmentation(
     """
     from pyg_wsss.metrics import ConfusionMatrix
 
+    _check_model(model)
     check_positive(num_classes, "num_classes", integer=True)
+    _check_scales(scales)
+    if isinstance(samples, (str, bytes, dict)) or not hasattr(samples, "__len__"):
+        raise TypeError(f"'samples' must be a dataset or list of sample dicts, got {samples!r}")
     n = len(samples)
     if n == 0:
         raise ValueError("'samples' is empty")
@@ -111,15 +143,23 @@ def evaluate_segmentation(
         it = require("tqdm.auto", "progress bars").tqdm(it, desc="evaluate")
     for i in it:
         sample = samples[i]
+        if not isinstance(sample, dict) or "image" not in sample:
+            raise TypeError(f"'samples'[{i}] must be a sample dict with an 'image' key")
         if "mask" not in sample:
-            raise KeyError(f"sample {i} has no 'mask' to evaluate against")
+            raise ValueError(f"'samples'[{i}] has no 'mask' to evaluate against")
+        mask = sample["mask"]
+        mask = np.asarray(mask.cpu() if isinstance(mask, Tensor) else mask)
         pred = predict_segmentation(
             model, sample["image"], crf=crf, scales=scales, flip=flip, device=device
         )
-        cm.update(
-            torch.from_numpy(pred.astype(np.int64)),
-            torch.as_tensor(np.asarray(sample["mask"]).astype(np.int64)),
-        )
+        if mask.shape != pred.shape:
+            raise ValueError(
+                f"'samples'[{i}]['mask'] has shape {mask.shape}, the image is {pred.shape}"
+            )
+        try:
+            cm.update(torch.from_numpy(pred.astype(np.int64)), torch.as_tensor(mask))
+        except (ValueError, TypeError) as err:
+            raise type(err)(f"'samples'[{i}]['mask']: {err}") from None
         if return_predictions:
             preds.append(pred)
     out: dict[str, Any] = {

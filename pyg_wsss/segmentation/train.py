@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from pyg_wsss._checks import check_positive
+from pyg_wsss._checks import check_finite, check_positive, check_tensor, value_checks
 from pyg_wsss.segmentation.data import PseudoLabelDataset
 
 __all__ = ["train_segmentation", "poly_lr", "segmentation_loss"]
@@ -17,14 +17,49 @@ __all__ = ["train_segmentation", "poly_lr", "segmentation_loss"]
 
 def poly_lr(base_lr: float, iteration: int, max_iterations: int, power: float = 0.9) -> float:
     """DeepLab's poly schedule ``base_lr * (1 - iteration / max_iterations) ** power``."""
+    check_positive(base_lr, "base_lr", strict=False)
+    check_positive(iteration, "iteration", strict=False, integer=True)
+    check_positive(max_iterations, "max_iterations", integer=True)
+    check_positive(power, "power", strict=False)
     return base_lr * max(0.0, 1.0 - iteration / max_iterations) ** power
 
 
 def segmentation_loss(logits: Tensor, labels: Tensor, ignore_index: int = 255) -> Tensor:
-    """Pixel cross-entropy averaged over the labelled pixels; 0 (not NaN) when none is labelled."""
+    """Pixel cross-entropy averaged over the labelled pixels; 0 (not NaN) when none is labelled.
+
+    ``logits`` ``[B, K, H, W]`` float, ``labels`` ``[B, H, W]`` integer class ids in
+    ``[0, K)`` or ``ignore_index`` (int32 accepted). NaN logits and out-of-range labels are
+    value checks (they follow :func:`pyg_wsss.set_checks`)."""
+    check_tensor(logits, "logits", ndim=4, floating=True)
+    check_tensor(labels, "labels", ndim=3, floating=False)
+    if labels.dtype == torch.bool:
+        raise TypeError("'labels' must be an integer tensor, got torch.bool")
+    if isinstance(ignore_index, bool) or not isinstance(ignore_index, int):
+        raise TypeError(f"'ignore_index' must be an int, got {ignore_index!r}")
+    if labels.shape != logits.shape[:1] + logits.shape[2:]:
+        raise ValueError(
+            f"'labels' has shape {tuple(labels.shape)}, expected {tuple(logits.shape[:1])} + "
+            f"{tuple(logits.shape[2:])} (the logits' [B, H, W])"
+        )
+    check_finite(logits, "logits", nan_only=True)
+    if labels.numel() and value_checks(labels):
+        bad = (labels != ignore_index) & ((labels < 0) | (labels >= logits.size(1)))
+        if bool(bad.any()):
+            raise ValueError(
+                f"'labels' has labels outside [0, {logits.size(1) - 1}] (and not {ignore_index}): "
+                f"{torch.unique(labels[bad])[:10].tolist()}"
+            )
+    labels = labels.long()
     loss = F.cross_entropy(logits, labels, ignore_index=ignore_index, reduction="sum")
     count = (labels != ignore_index).sum().clamp_min(1)
     return loss / count
+
+
+def _device(device: object) -> torch.device:
+    try:
+        return torch.device(device)  # type: ignore[arg-type]
+    except (RuntimeError, TypeError) as err:
+        raise ValueError(f"'device' is not a torch device: {device!r} ({err})") from None
 
 
 def _batch(
@@ -123,7 +158,14 @@ def train_segmentation(
     check_positive(batch_size, "batch_size", integer=True)
     check_positive(lr, "lr")
     check_positive(checkpoint_every, "checkpoint_every", integer=True)
-    device = torch.device(device)
+    for name, value in (("momentum", momentum), ("weight_decay", weight_decay),
+                        ("poly_power", poly_power), ("head_lr_mult", head_lr_mult),
+                        ("grm_lr_mult", grm_lr_mult)):
+        check_positive(value, name, strict=False)
+    check_positive(seed, "seed", strict=False, integer=True)
+    if checkpoint is not None and not isinstance(checkpoint, (str, os.PathLike)):
+        raise TypeError(f"'checkpoint' must be a path or None, got {type(checkpoint).__name__}")
+    device = _device(device)
     model.to(device)
     groups = (
         model.param_groups(lr, head_lr_mult, grm_lr_mult)

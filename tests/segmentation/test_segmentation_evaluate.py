@@ -60,7 +60,7 @@ def test_oracle_and_crf(toy_samples):
 def test_bad_input(toy_samples):
     with pytest.raises(ValueError, match="empty"):
         evaluate_segmentation(Oracle(), [], 3)
-    with pytest.raises(KeyError, match="mask"):
+    with pytest.raises(ValueError, match="mask"):
         evaluate_segmentation(Oracle(), [{"image": toy_samples[0]["image"]}], 3)
     with pytest.raises(ValueError, match="class_names"):
         evaluate_segmentation(Oracle(), toy_samples, 3, class_names=["a"])
