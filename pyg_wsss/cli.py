@@ -6,6 +6,8 @@ Sub-commands (``pyg-wsss <command> --help`` shows each one with a worked example
   :func:`pyg_wsss.data.open_dataset` with the resumable driver
   :func:`pyg_wsss.pseudo.generate`; writes one palette PNG per image (pixel values = the
   dataset's category ids), ``classes.json``, ``run.json`` and ``failures.tsv``;
+* ``train`` / ``predict``: the stage-2 network on pseudo-labels (one process, or
+  DistributedDataParallel under torchrun) and its label PNGs for a folder of images;
 * ``evaluate``: mIoU and per-class IoU of a folder of label PNGs against ground truth;
 * ``show``: an overlay grid (image | labels | ground truth) with a class-colour legend;
 * ``demo`` / ``bench``: the demo (:mod:`pyg_wsss.demo`) and the benchmark scripts.
@@ -450,9 +452,12 @@ def _torchrun_rank() -> tuple[int, int]:
 def _start_group(args: argparse.Namespace) -> bool:
     """Join torchrun's process group (``MASTER_ADDR`` set); ``False`` without one (RANK /
     WORLD_SIZE alone: every process only takes its shard)."""
+    from .distributed import DistributedError, init_distributed, is_initialized
+
+    if is_initialized():  # joined by the caller (e.g. a script calling main()): keep it
+        return True
     if not os.environ.get("MASTER_ADDR") or not os.environ.get("MASTER_PORT"):
         return False
-    from .distributed import DistributedError, init_distributed
 
     if not args.dist_timeout > 0:
         _fail(f"--dist-timeout must be positive, got {args.dist_timeout}")
@@ -460,7 +465,11 @@ def _start_group(args: argparse.Namespace) -> bool:
         init_distributed(backend=args.dist_backend, timeout=args.dist_timeout)
     except (DistributedError, ValueError) as err:
         _fail(str(err))
+    _OWN_GROUP.append(True)
     return True
+
+
+_OWN_GROUP: list[bool] = []  # non-empty: this command created the process group
 
 
 def _group_barrier(what: str) -> None:
@@ -473,9 +482,12 @@ def _group_barrier(what: str) -> None:
 
 
 def _end_group() -> None:
+    """Destroy the process group if this command created it."""
     from .distributed import cleanup
 
-    cleanup()
+    if _OWN_GROUP:
+        _OWN_GROUP.clear()
+        cleanup()
 
 
 def _merge_ranks(summary: Any, seconds: dict[str, float],
@@ -548,6 +560,273 @@ def _run_driver(dataset: Any, method: Any, out: Path, args: argparse.Namespace,
         kwargs["on_done"] = lambda name, s: seconds.__setitem__(str(name), float(s))
     summary = generate(dataset, call, out, **kwargs)
     return summary, seconds
+
+
+# ============================================================================ train, predict
+TRAIN_EXAMPLE = """\
+example (stage 2 on the pseudo-labels of pyg-wsss pseudo-label ... --out labels/):
+
+  pyg-wsss train --images data/images --labels labels/ --out stage2/ --iterations 2000
+
+  trains a DeepLab-style network (ASPP over --backbone) on the images that have a label PNG
+  (pixel values = category ids as pseudo-label writes them, 255 = ignored; the classes come
+  from labels/classes.json). Writes stage2/checkpoint.pt (every --checkpoint-every
+  iterations and at the end; the same command again resumes from it, on any number of
+  processes), stage2/train.json (losses, settings) and stage2/classes.json.
+
+several processes (one per GPU, or CPU processes on gloo), same global --batch-size:
+
+  torchrun --nproc_per_node 4 -m pyg_wsss train --images data/images --labels labels/ \\
+      --out stage2/ --batch-size 8 --sync-batchnorm
+
+  DistributedDataParallel + DistributedSampler: every process takes batch-size / N images
+  of each global batch, so N processes follow one process's loss curve (exactly so with
+  --freeze-bn or --sync-batchnorm; SyncBatchNorm needs GPUs). Checkpoints come from rank 0.
+"""
+
+PREDICT_EXAMPLE = """\
+example:
+
+  pyg-wsss predict --images data/val_images --checkpoint stage2/checkpoint.pt \\
+      --out predictions/
+
+  writes predictions/<image name>.png (palette PNGs whose values are the category ids of
+  the training labels) and predictions/classes.json; resumable like pseudo-label (finished
+  images are skipped). Under torchrun every process predicts its share of the images.
+"""
+
+
+def _add_train(sub: Any) -> None:
+    p = sub.add_parser(
+        "train", formatter_class=_Formatter, help="train the stage-2 network on pseudo-labels",
+        description="Train a DeepLab-style segmentation network on images and label PNGs "
+                    "(one process or DistributedDataParallel under torchrun).",
+        epilog=TRAIN_EXAMPLE)
+    p.add_argument("--images", required=True, metavar="DIR", help="folder of the images")
+    p.add_argument("--labels", required=True, metavar="DIR",
+                   help="folder of label PNGs named like the images (e.g. pseudo-labels)")
+    p.add_argument("--out", required=True, metavar="DIR", help="output folder (created)")
+    p.add_argument("--iterations", type=int, default=2000, metavar="N", help="[2000]")
+    p.add_argument("--batch-size", type=int, default=8, metavar="N",
+                   help="global batch, split over the processes [8]")
+    p.add_argument("--crop-size", type=int, default=321, metavar="PX", help="[321]")
+    p.add_argument("--backbone", default="efficientnet_lite0",
+                   help="small_cnn, efficientnet_lite0, vgg16_dilated, resnet50, resnet101 "
+                        "[efficientnet_lite0]")
+    p.add_argument("--no-pretrained", action="store_true",
+                   help="random initial backbone weights (small_cnn always)")
+    p.add_argument("--rates", default="6,12,18,24", help="ASPP dilation rates [6,12,18,24]")
+    p.add_argument("--aspp-channels", type=int, default=256, metavar="N", help="[256]")
+    p.add_argument("--lr", type=float, default=2.5e-4, help="base learning rate [2.5e-4]")
+    p.add_argument("--freeze-bn", action="store_true", help="BatchNorm layers in eval mode")
+    p.add_argument("--sync-batchnorm", action="store_true",
+                   help="SyncBatchNorm over the processes (GPUs)")
+    p.add_argument("--checkpoint-every", type=int, default=500, metavar="N", help="[500]")
+    p.add_argument("--seed", type=int, default=0, help="[0]")
+    p.add_argument("--device", default="auto", help="cpu, cuda or auto [auto]")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    _add_dist_args(p)
+    p.set_defaults(func=cmd_train)
+
+
+def _add_predict(sub: Any) -> None:
+    p = sub.add_parser(
+        "predict", formatter_class=_Formatter, help="label images with a trained network",
+        description="Label PNGs for a folder of images with a pyg-wsss train checkpoint.",
+        epilog=PREDICT_EXAMPLE)
+    p.add_argument("--images", required=True, metavar="DIR", help="folder of the images")
+    p.add_argument("--checkpoint", required=True, metavar="FILE",
+                   help="checkpoint.pt of pyg-wsss train")
+    p.add_argument("--out", required=True, metavar="DIR", help="output folder (created)")
+    p.add_argument("--scales", default="1", help="comma-separated test scales [1]")
+    p.add_argument("--flip", action="store_true", help="average with the flipped image")
+    p.add_argument("--device", default="auto", help="cpu, cuda or auto [auto]")
+    p.add_argument("--overwrite", action="store_true", help="recompute existing PNGs")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    _add_dist_args(p)
+    p.set_defaults(func=cmd_predict)
+
+
+def _int_list(text: str, what: str) -> list[int]:
+    try:
+        values = [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        _fail(f"{what} must be comma-separated integers, got {text!r}")
+    if not values or min(values) < 1:
+        _fail(f"{what} must be positive integers, got {text!r}")
+    return values
+
+
+def _dist_device(text: str) -> Any:
+    from .distributed import device_for_rank
+
+    try:
+        device = device_for_rank(text)
+    except (RuntimeError, ValueError) as err:
+        _fail(f"--device {text!r}: {err}")
+    if device.type == "cuda" and not __import__("torch").cuda.is_available():
+        _fail("--device cuda: CUDA is not available here")
+    return device
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    """``pyg-wsss train``."""
+    import torch
+
+    from .distributed import DistributedError, is_main, world_size
+    from .segmentation import folders as sf
+    from .segmentation.distributed import train_segmentation_distributed
+
+    for key in ("iterations", "batch_size", "crop_size", "checkpoint_every", "aspp_channels"):
+        if getattr(args, key) < 1:
+            _fail(f"--{key.replace('_', '-')} must be at least 1, got {getattr(args, key)}")
+    if not args.lr > 0:
+        _fail(f"--lr must be positive, got {args.lr}")
+    rates = _int_list(args.rates, "--rates")
+    images, labels = Path(args.images), Path(args.labels)
+    for flag, d in (("--images", images), ("--labels", labels)):
+        if not d.is_dir():
+            _fail(f"{flag}: not a folder: {d}")
+    try:
+        folder = sf.ImageFolder(images)
+    except ValueError as err:
+        _fail(str(err))
+    have = [n for n in folder.names if (labels / f"{n}.png").is_file()]
+    if not have:
+        _fail(f"no image of {images} has a label PNG <name>.png in {labels}")
+    folder = sf.ImageFolder(images, only=set(have))
+    try:
+        ids, names = sf.category_ids_of(labels, folder.names)
+    except ValueError as err:
+        _fail(str(err))
+    if len(ids) < 2:
+        _fail(f"the labels in {labels} hold one class only ({names[0]}): nothing to learn")
+    table = sf.to_contiguous(ids)
+    dataset = sf.folder_dataset(folder, labels, table, crop_size=args.crop_size, flip=True)
+    group = _start_group(args) if os.environ.get("WORLD_SIZE", "1") not in ("", "1") else False
+    world = world_size()
+    if args.batch_size % world:
+        _fail(f"--batch-size {args.batch_size} must be a multiple of the {world} processes")
+    device = _dist_device(args.device)
+    if args.sync_batchnorm and world > 1 and device.type == "cpu":
+        _fail("--sync-batchnorm needs GPUs (torch's SyncBatchNorm has no CPU kernel); use "
+              "--freeze-bn on CPU")
+    meta = {"backbone": args.backbone, "rates": rates, "aspp_channels": args.aspp_channels,
+            "num_classes": len(ids), "category_ids": ids, "class_names": names}
+    torch.manual_seed(args.seed)
+    pretrained = not args.no_pretrained and args.backbone.lower() not in ("small_cnn",
+                                                                         "small-cnn")
+    try:
+        if pretrained:
+            from .segmentation.deeplab import build_deeplab
+
+            model = build_deeplab(len(ids), backbone=args.backbone, pretrained=True,
+                                  aspp_channels=args.aspp_channels, rates=tuple(rates))
+        else:
+            model = sf.model_from_meta(meta)
+    except (ValueError, TypeError, OSError, RuntimeError) as err:
+        _fail(f"--backbone {args.backbone}: {' '.join(str(err).split())}")
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    history: list[float] = []
+    start = time.perf_counter()
+    try:
+        train_segmentation_distributed(
+            model, dataset, iterations=args.iterations, batch_size=args.batch_size,
+            lr=args.lr, freeze_bn=args.freeze_bn, sync_batchnorm=args.sync_batchnorm,
+            checkpoint=out / "checkpoint.pt", checkpoint_every=args.checkpoint_every,
+            device=device, seed=args.seed, progress=not args.no_progress and is_main(),
+            history=history, meta=meta)
+    except (ValueError, FloatingPointError, DistributedError) as err:
+        _fail(" ".join(str(err).split()))
+    if is_main():
+        classes = {str(c): n for c, n in zip(ids, names)}
+        classes[str(IGNORE)] = "unlabelled"
+        _atomic_json(out / "classes.json", classes)
+        old = _json_or_empty(out / "train.json").get("losses", {})
+        losses = {**{str(k): v for k, v in old.items()},
+                  **{str(args.iterations - len(history) + i): round(v, 6)
+                     for i, v in enumerate(history)}}
+        _atomic_json(out / "train.json", {
+            "command": "train", "arguments": _arguments(args), "world_size": world,
+            "device": str(device), "versions": _versions(), "images": len(folder),
+            "model": meta, "losses": losses,
+            "seconds": round(time.perf_counter() - start, 3),
+            "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
+        last = f", last loss {history[-1]:.4f}" if history else " (nothing left to do)"
+        print(f"trained {len(history)} iterations on {len(folder)} images with {world} "
+              f"process(es){last} -> {out / 'checkpoint.pt'}")
+    if group:
+        _end_group()
+    return 0
+
+
+def _json_or_empty(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    """``pyg-wsss predict``."""
+    from .distributed import rank as dist_rank
+    from .distributed import world_size
+    from .pseudo.driver import generate
+    from .segmentation.distributed import load_checkpoint
+    from .segmentation.evaluate import predict_segmentation
+    from .segmentation.folders import ImageFolder, model_from_meta, to_category
+
+    try:
+        scales = [float(v) for v in args.scales.split(",") if v.strip()]
+    except ValueError:
+        _fail(f"--scales must be comma-separated numbers, got {args.scales!r}")
+    if not scales or min(scales) <= 0:
+        _fail(f"--scales must be positive numbers, got {args.scales!r}")
+    ckpt = Path(args.checkpoint)
+    if not ckpt.is_file():
+        _fail(f"--checkpoint: file not found: {ckpt}")
+    if not Path(args.images).is_dir():
+        _fail(f"--images: not a folder: {args.images}")
+    try:
+        state = load_checkpoint(ckpt)
+        meta = state.get("meta", {})
+        model = model_from_meta(meta)
+        model.load_state_dict(state["model"])
+        folder = ImageFolder(args.images)
+    except (ValueError, RuntimeError) as err:
+        _fail(" ".join(str(err).split()))
+    group = _start_group(args) if os.environ.get("WORLD_SIZE", "1") not in ("", "1") else False
+    device = _dist_device(args.device)
+    model.to(device).eval()
+    ids = [int(c) for c in meta.get("category_ids", range(int(meta["num_classes"])))]
+    names = list(meta.get("class_names", [str(c) for c in ids]))
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    if dist_rank() == 0:
+        classes = {str(c): n for c, n in zip(ids, names)}
+        classes[str(IGNORE)] = "unlabelled"
+        _atomic_json(out / "classes.json", classes)
+    table = to_category(ids)
+
+    def method(samples: list[dict[str, Any]], device: Any = None) -> list[np.ndarray]:
+        return [predict_segmentation(model, s["image"], scales=scales, flip=args.flip,
+                                     device=device) for s in samples]
+
+    kwargs: dict[str, Any] = {}
+    r, world = dist_rank(), world_size()
+    if world > 1:
+        kwargs.update(_shard_kwargs(folder, r, world, inspect.signature(generate).parameters))
+    summary = generate(folder, method, out, device=device, progress=not args.no_progress,
+                       overwrite=args.overwrite, label_transform=lambda a: table[a], **kwargs)
+    if group:
+        summary, _, _ = _merge_ranks(summary, {}, 0.0)
+        _end_group()
+    if r == 0:
+        print(f"{summary.done} written, {summary.skipped} already done, {summary.failed} "
+              f"failed -> {out}")
+    return 1 if summary.failed else 0
 
 
 # ============================================================================ evaluate
@@ -982,8 +1261,8 @@ quick start (your own COCO dataset):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The argument parser of the command (sub-commands ``pseudo-label``, ``evaluate``,
-    ``show``, ``demo``, ``bench``)."""
+    """The argument parser of the command (sub-commands ``pseudo-label``, ``train``,
+    ``predict``, ``evaluate``, ``show``, ``demo``, ``bench``)."""
     parser = _Parser(prog=PROG, formatter_class=_Formatter,
                      description="Weakly supervised semantic segmentation on your own data.",
                      epilog=TOP_EXAMPLE)
@@ -994,6 +1273,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"{PROG} {version}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     _add_pseudo_label(sub)
+    _add_train(sub)
+    _add_predict(sub)
     _add_evaluate(sub)
     _add_show(sub)
     sub.add_parser("demo", add_help=False, help="the demo (python -m pyg_wsss.demo)")

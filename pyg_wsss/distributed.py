@@ -294,8 +294,10 @@ def _cost(size: Any) -> float | None:
     if isinstance(size, (int, float, np.integer, np.floating)) and not isinstance(size, bool):
         return float(size)
     try:
+        if isinstance(size, (str, bytes)):
+            raise TypeError
         values = [float(v) for v in size]
-    except TypeError:
+    except (TypeError, ValueError):
         raise TypeError(f"an image size must be a number (pixels), (height, width) or None, "
                         f"got {size!r}") from None
     return float(np.prod(values[:2])) if values else None
