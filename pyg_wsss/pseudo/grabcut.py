@@ -209,6 +209,8 @@ def grabcut_box_masks(
     check_positive(min_size, "min_size", integer=True)
     if margin is not None:
         check_positive(margin, "margin", strict=False, integer=True)
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer))):
+        raise TypeError(f"'seed' must be an int or None, got {seed!r}")
     bgr = np.ascontiguousarray(img[..., ::-1])
     masks = np.zeros((len(b), h, w), dtype=bool)
     for k, (x1, y1, x2, y2) in enumerate(b.tolist()):

@@ -357,7 +357,8 @@ def _grabcut_specs():
     specs.append(Spec("grabcut_box_masks", G.grabcut_box_masks,
                       lambda: dict(image=_image(), boxes=_boxes(), **gk),
                       bi + bb + _posint("n_iter") + _posint("min_size")
-                      + [("margin", put("margin", -1), "margin")],
+                      + [("margin", put("margin", -1), "margin"),
+                         ("seed", put("seed", "0"), "seed")],
                       [o for o in ob if "noncontig" not in o[0]]
                       + [("image-tensor", put("image", lambda im, kw: torch.from_numpy(im))),
                          ("image-noncontig", put("image", lambda im, kw: _noncontig_np(im)))],
@@ -614,9 +615,16 @@ def test_wrong_masks_shape_is_named_not_the_boxes(fn):
 
 def test_value_checks_of_the_walk_follow_the_level():
     g = pixel_graph(4, 4, 1, shape="square")
+    w = torch.ones(g.edge_index.size(1))
     bad = g.edge_index.clone()
     bad[0, 0] = 99
     with pytest.raises(ValueError, match="edge_index"):
         WK.transition_matrix(bad, None, 16)
-    with pyg_wsss.checks("cheap"), pytest.raises(ValueError, match="edge_index"):
-        WK.transition_matrix(bad[:1], None, 16)  # cheap: the shape is still checked
+    with pyg_wsss.checks("cheap"):
+        with pytest.raises(ValueError, match="edge_index"):  # cheap: the shape still is
+            WK.transition_matrix(bad[:1], None, 16)
+        nan = w.clone()
+        nan[0] = NAN
+        WK.transition_matrix(g.edge_index, nan, 16)  # the NaN value check is skipped
+    with pytest.raises(ValueError, match="'edge_weight' contains NaN"):
+        WK.transition_matrix(g.edge_index, nan, 16)

@@ -489,3 +489,17 @@ def test_accepted_variant_gives_the_canonical_result(spec, mutate):
 @pytest.mark.parametrize("spec,mutate", RUNS)
 def test_edge_case_runs_finite(spec, mutate):
     check_runs(spec, mutate)
+
+
+def test_value_checks_of_the_stage_2_loss_follow_the_level():
+    import pyg_wsss
+
+    logits = torch.zeros(1, K, 2, 2)
+    logits[0, 0, 0, 0] = NAN
+    labels = torch.zeros(1, 2, 2, dtype=torch.long)
+    with pytest.raises(ValueError, match="'logits' contains NaN"):
+        TR.segmentation_loss(logits, labels)
+    with pyg_wsss.checks("cheap"):
+        assert torch.isnan(TR.segmentation_loss(logits, labels))  # value check skipped
+        with pytest.raises(ValueError, match="'labels' has shape"):  # cheap checks run
+            TR.segmentation_loss(logits, labels[:, :1])
