@@ -147,6 +147,32 @@ def add_void_border(mask: Any, width: int = 5, ignore_index: int = IGNORE) -> np
     return arr
 
 
+def _as_region(region: Any, name: str = "region") -> np.ndarray:
+    """A boolean ``[H, W]`` region (bool, or integers/floats holding only 0 and 1)."""
+    arr = region.detach().cpu().numpy() if isinstance(region, torch.Tensor) else region
+    if not isinstance(arr, np.ndarray):
+        raise TypeError(f"'{name}' must be a numpy array or torch.Tensor, got {type(arr).__name__}")
+    if arr.ndim != 2:
+        raise ValueError(f"'{name}' must be a binary [H, W] map, got shape {arr.shape}")
+    if arr.dtype != bool:
+        if not np.issubdtype(arr.dtype, np.number) or (arr.size and not np.isin(arr, (0, 1)).all()):
+            raise ValueError(f"'{name}' must be binary (bool, or only 0 and 1)")
+    return arr.astype(bool)
+
+
+def _check_dist(dist: Any, shape: tuple[int, ...]) -> np.ndarray | None:
+    if dist is None:
+        return None
+    d = np.asarray(dist)
+    if d.shape != shape:
+        raise ValueError(f"'dist' has shape {d.shape}, the region is {shape}")
+    if not np.issubdtype(d.dtype, np.number) or d.dtype == bool:
+        raise TypeError(f"'dist' must be a numeric distance map, got {d.dtype}")
+    if d.size and not np.isfinite(d).all():
+        raise ValueError("'dist' contains NaN or infinite values")
+    return d
+
+
 def _skeleton(region: np.ndarray) -> np.ndarray:
     from skimage.morphology import skeletonize
 
@@ -165,7 +191,13 @@ def object_scribble(
     by ``erosion`` times its maximal inscribed radius, thickened to ``width`` pixels but kept
     inside the region. Falls back to the most interior pixel for tiny regions.
     """
-    region = np.asarray(region, dtype=bool)
+    region = _as_region(region)
+    if isinstance(erosion, bool) or not isinstance(erosion, (int, float, np.integer, np.floating)):
+        raise TypeError(f"'erosion' must be a number, got {erosion!r}")
+    if not 0 <= erosion <= 1:
+        raise ValueError(f"'erosion' must be in [0, 1], got {erosion!r}")
+    check_positive(width, "width", integer=True)
+    dist = _check_dist(dist, region.shape)
     out = np.zeros_like(region)
     if not region.any():
         return out
@@ -190,7 +222,14 @@ def interior_point(
     """``(row, col)`` of an interior pixel of a binary region: a random pixel (or, without
     ``rng``, the first pixel) whose distance to the region border is at least ``depth``
     times the maximal one."""
-    region = np.asarray(region, dtype=bool)
+    region = _as_region(region)
+    if rng is not None and not isinstance(rng, np.random.Generator):
+        raise TypeError(f"'rng' must be a numpy.random.Generator, got {type(rng).__name__}")
+    if isinstance(depth, bool) or not isinstance(depth, (int, float, np.integer, np.floating)):
+        raise TypeError(f"'depth' must be a number, got {depth!r}")
+    if not 0 <= depth <= 1:
+        raise ValueError(f"'depth' must be in [0, 1], got {depth!r}")
+    dist = _check_dist(dist, region.shape)
     if not region.any():
         raise ValueError("interior_point: the region is empty")
     dist = _inner_distance(region) if dist is None else dist
@@ -202,6 +241,11 @@ def interior_point(
 def background_region(mask: np.ndarray, margin: int) -> np.ndarray:
     """Background pixels (label 0) at least ``margin`` pixels away from any other label
     (foreground or void) and from nothing else."""
+    mask = _as_label_array(mask, "mask")
+    if isinstance(margin, bool) or not isinstance(margin, (int, float, np.integer, np.floating)):
+        raise TypeError(f"'margin' must be a number, got {margin!r}")
+    if not np.isfinite(margin):
+        raise ValueError(f"'margin' must be finite, got {margin!r}")
     bg = mask == 0
     if margin <= 0 or not bg.any():
         return bg

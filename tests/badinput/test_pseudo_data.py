@@ -529,6 +529,35 @@ def _data_specs():
                       [("mask-int32", put("mask", lambda m, kw: m.astype(np.int32))),
                        ("instances-int32", put("instances", lambda m, kw: m.astype(np.int32))),
                        ("mask-tensor", put("mask", lambda m, kw: torch.as_tensor(m)))]))
+    def region():
+        return _instances() == 1
+
+    br = [("region-rank", put("region", lambda r, kw: r[None]), "region"),
+          ("region-values", put("region", lambda r, kw: r * 3), "region"),
+          ("region-type", put("region", "mask.png"), "region"),
+          ("region-nan", put("region", lambda r, kw: _set(r.astype(float), NAN)), "region"),
+          ("dist-shape", put("dist", np.zeros((2, 2))), "dist"),
+          ("dist-nan", put("dist", np.full((H, W), NAN)), "dist")]
+    orr = [("region-uint8", put("region", lambda r, kw: r.astype(np.uint8))),
+           ("region-tensor", put("region", lambda r, kw: torch.from_numpy(r))),
+           ("region-noncontig", put("region", lambda r, kw: _noncontig_np(r)))]
+    specs.append(Spec("object_scribble", A.object_scribble, lambda: dict(region=region()),
+                      br + _posint("width") + [("erosion", put("erosion", 1.5), "erosion"),
+                                               ("erosion-nan", put("erosion", NAN), "erosion")],
+                      orr, runs=[("region-empty", put("region", np.zeros((H, W), bool)))]))
+    specs.append(Spec("interior_point", A.interior_point, lambda: dict(region=region()),
+                      br + [("region-empty", put("region", np.zeros((H, W), bool)), "region"),
+                            ("depth", put("depth", 2.0), "depth"),
+                            ("depth-nan", put("depth", NAN), "depth"),
+                            ("rng", put("rng", 0), "rng")],
+                      orr + [("rng-given", put("rng", None))]))
+    bbr, obr = _labelmap_cases("mask")
+    specs.append(Spec("background_region", A.background_region,
+                      lambda: dict(mask=_mask(), margin=1),
+                      [b for b in bbr if "negative" not in b[0]]
+                      + [("margin-nan", put("margin", NAN), "margin"),
+                         ("margin-str", put("margin", "1"), "margin")],
+                      obr))
     bci, oci = _labelmap_cases("mask")
     specs.append(Spec("connected_instances", A.connected_instances, lambda: dict(mask=_mask()),
                       bci + [("ignore_index", put("ignore_index", "void"), "ignore_index")],
