@@ -36,7 +36,8 @@ __all__ = [
     "local_rank", "is_main", "backend", "barrier", "cleanup", "shard_by_size",
     "seed_for_rank", "all_gather_object", "broadcast_object", "all_reduce_sum",
     "wrap_model", "unwrap_model", "distributed_batch", "ddp_train_step",
-    "convert_sync_batchnorm", "device_for_rank", "seed_everything", "DEFAULT_TIMEOUT",
+    "convert_sync_batchnorm", "GlobalBatchSampler", "ddp_fit", "device_for_rank",
+    "seed_everything", "DEFAULT_TIMEOUT",
 ]
 
 #: Default seconds a collective (and :func:`barrier`) waits for the other ranks.
@@ -414,6 +415,90 @@ def distributed_batch(global_indices: Sequence[int], rank_: int | None = None,
         raise ValueError(f"a global batch of {len(global_indices)} cannot be split evenly "
                          f"over {w} ranks: use a batch size that is a multiple of {w}")
     return list(global_indices)[r::w]
+
+
+class _Range(torch.utils.data.Dataset):
+    def __init__(self, n: int) -> None:
+        self.n = n
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __getitem__(self, i: int) -> int:  # pragma: no cover - the sampler only needs len
+        return i
+
+
+class GlobalBatchSampler:
+    """This rank's samples of every iteration's global batch.
+
+    The stream of one rank is the concatenation over epochs of a
+    :class:`~torch.utils.data.distributed.DistributedSampler` (``shuffle=True``, ``seed``,
+    ``set_epoch(epoch)``); iteration ``it`` takes the next ``batch_size / world`` entries.
+    :meth:`batch` returns ``(dataset index, global position)`` pairs: the position in the
+    one-process stream (``local position * world + rank``), used to seed the sample's
+    augmentation.
+    """
+
+    def __init__(self, num_samples: int, batch_size: int, seed: int = 0,
+                 rank_: int | None = None, world: int | None = None) -> None:
+        from torch.utils.data.distributed import DistributedSampler
+
+        self.rank = rank() if rank_ is None else int(rank_)
+        self.world = world_size() if world is None else int(world)
+        if batch_size % self.world:
+            raise ValueError(f"the global 'batch_size' {batch_size} must be a multiple of the "
+                             f"number of ranks ({self.world})")
+        self.local_batch = batch_size // self.world
+        self.sampler = DistributedSampler(_Range(num_samples), num_replicas=self.world,
+                                          rank=self.rank, shuffle=True, seed=int(seed),
+                                          drop_last=False)
+        self.per_epoch = len(self.sampler)
+        self._epochs: dict[int, list[int]] = {}
+
+    def _epoch(self, e: int) -> list[int]:
+        if e not in self._epochs:
+            if len(self._epochs) > 4:
+                self._epochs.clear()
+            self.sampler.set_epoch(e)
+            self._epochs[e] = list(self.sampler)
+        return self._epochs[e]
+
+    def batch(self, iteration: int) -> list[tuple[int, int]]:
+        out = []
+        for k in range(iteration * self.local_batch, (iteration + 1) * self.local_batch):
+            e, pos = divmod(k, self.per_epoch)
+            out.append((self._epoch(e)[pos], k * self.world + self.rank))
+        return out
+
+
+def ddp_fit(model: nn.Module, optimizer: torch.optim.Optimizer, num_items: int,
+            iterations: int, batch_size: int,
+            loss_fn: Callable[[nn.Module, list[tuple[int, int]]], tuple[Tensor, Any]],
+            seed: int = 0, start: int = 0,
+            on_step: Callable[[int, float], None] | None = None) -> list[float]:
+    """A generic data-parallel training loop over ``num_items`` items (images, samples...).
+
+    Iteration ``it`` gives ``loss_fn(model, items)`` this rank's part of the global batch
+    (``items``: ``(item index, global position)`` pairs from :class:`GlobalBatchSampler`;
+    seed per-item randomness from the global position so any number of ranks draws the
+    same); the step is :func:`ddp_train_step` (gradient of the one-process mean over the
+    global batch). ``model`` is what :func:`wrap_model` returned; any training loop of
+    the package (the A2GNN affinity head, the Group-WSSS and knowledge classifiers) can be
+    expressed as ``loss_fn`` and run through it. ``on_step(it, loss)`` is called after every
+    step (e.g. to checkpoint from rank 0, or to set the learning rate of the next one).
+
+    Returns:
+        The global mean loss of every iteration from ``start`` (the same on every rank).
+    """
+    sampler = GlobalBatchSampler(num_items, batch_size, seed)
+    losses = []
+    for it in range(int(start), int(iterations)):
+        items = sampler.batch(it)
+        loss = ddp_train_step(model, optimizer, lambda m, items=items: loss_fn(m, items))
+        losses.append(loss)
+        if on_step is not None:
+            on_step(it, loss)
+    return losses
 
 
 def ddp_train_step(model: nn.Module, optimizer: torch.optim.Optimizer,

@@ -33,67 +33,15 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from torch.utils.data.distributed import DistributedSampler
 
 from pyg_wsss import distributed as dist_utils
 from pyg_wsss._checks import check_positive
+from pyg_wsss.distributed import GlobalBatchSampler
 from pyg_wsss.segmentation.data import PseudoLabelDataset
 from pyg_wsss.segmentation.train import poly_lr
 
 __all__ = ["train_segmentation_distributed", "evaluate_segmentation_distributed",
            "load_checkpoint", "save_checkpoint", "GlobalBatchSampler"]
-
-
-class _Range(torch.utils.data.Dataset):
-    def __init__(self, n: int) -> None:
-        self.n = n
-
-    def __len__(self) -> int:
-        return self.n
-
-    def __getitem__(self, i: int) -> int:  # pragma: no cover - the sampler only needs len
-        return i
-
-
-class GlobalBatchSampler:
-    """This rank's samples of every iteration's global batch.
-
-    The stream of one rank is the concatenation over epochs of a
-    :class:`~torch.utils.data.distributed.DistributedSampler` (``shuffle=True``, ``seed``,
-    ``set_epoch(epoch)``); iteration ``it`` takes the next ``batch_size / world`` entries.
-    :meth:`batch` returns ``(dataset index, global position)`` pairs: the position in the
-    one-process stream (``local position * world + rank``), used to seed the sample's
-    augmentation.
-    """
-
-    def __init__(self, num_samples: int, batch_size: int, seed: int = 0,
-                 rank: int | None = None, world: int | None = None) -> None:
-        self.rank = dist_utils.rank() if rank is None else int(rank)
-        self.world = dist_utils.world_size() if world is None else int(world)
-        if batch_size % self.world:
-            raise ValueError(f"the global 'batch_size' {batch_size} must be a multiple of the "
-                             f"number of ranks ({self.world})")
-        self.local_batch = batch_size // self.world
-        self.sampler = DistributedSampler(_Range(num_samples), num_replicas=self.world,
-                                          rank=self.rank, shuffle=True, seed=int(seed),
-                                          drop_last=False)
-        self.per_epoch = len(self.sampler)
-        self._epochs: dict[int, list[int]] = {}
-
-    def _epoch(self, e: int) -> list[int]:
-        if e not in self._epochs:
-            if len(self._epochs) > 4:
-                self._epochs.clear()
-            self.sampler.set_epoch(e)
-            self._epochs[e] = list(self.sampler)
-        return self._epochs[e]
-
-    def batch(self, iteration: int) -> list[tuple[int, int]]:
-        out = []
-        for k in range(iteration * self.local_batch, (iteration + 1) * self.local_batch):
-            e, pos = divmod(k, self.per_epoch)
-            out.append((self._epoch(e)[pos], k * self.world + self.rank))
-        return out
 
 
 def _local_batch(dataset: PseudoLabelDataset, items: list[tuple[int, int]],

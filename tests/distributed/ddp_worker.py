@@ -1,0 +1,125 @@
+"""A worker for the DDP tests: trains a tiny stage-2 network with
+:func:`pyg_wsss.segmentation.distributed.train_segmentation_distributed` (run it with
+``python -m torch.distributed.run --nproc_per_node N`` or as one plain process) and writes
+the losses, a weight checksum and the gathered evaluation to ``--out`` (rank 0)."""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+
+import numpy as np
+import torch
+from torch import nn
+
+
+class TinyNet(nn.Module):
+    """conv - BatchNorm - ReLU - conv: BatchNorm shows whether statistics are shared."""
+
+    def __init__(self, num_classes: int = 3) -> None:
+        super().__init__()
+        self.body = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(),
+                                  nn.Conv2d(8, num_classes, 1))
+
+    def forward(self, x):
+        return self.body(x)
+
+
+def data(n: int = 8, size: int = 16):
+    rng = np.random.default_rng(0)
+    samples, labels = [], []
+    for i in range(n):
+        lab = rng.integers(0, 3, (size, size)).astype(np.uint8)
+        lab[rng.random((size, size)) < 0.2] = 255
+        img = (rng.random((size, size, 3)) * 80).astype(np.uint8)
+        img[..., 0] += (lab == 1).astype(np.uint8) * 120
+        img[..., 1] += (lab == 2).astype(np.uint8) * 120
+        mask = np.where(lab == 255, 0, lab).astype(np.uint8)
+        samples.append({"image": img, "name": f"im{i}", "mask": mask})
+        labels.append(lab)
+    return samples, labels
+
+
+class _DieAt(list):
+    """A history list whose owner (rank ``rank``) dies when it reaches ``k`` losses."""
+
+    def __init__(self, k: int, rank: int) -> None:
+        super().__init__()
+        self.k, self.rank = k, rank
+
+    def append(self, value):
+        super().append(value)
+        if len(self) == self.k and int(os.environ.get("RANK", 0)) == self.rank:
+            sys.stderr.write(f"rank {self.rank}: dying after {self.k} iterations\n")
+            sys.stderr.flush()
+            os._exit(17)
+
+
+def affinity_head() -> tuple[list[float], list[float]]:
+    """The A2GNN affinity head (:class:`pyg_wsss.nn.models.AffinityNet` on precomputed
+    pyramids) trained through the generic :func:`pyg_wsss.distributed.ddp_fit` (Adam, as
+    ``train_affinity_net``): global batch 2 of 4 items, 3 steps."""
+    from pyg_wsss import distributed as D
+    from pyg_wsss.nn.models import AffinityNet
+
+    g = torch.Generator().manual_seed(1)
+    items = [([torch.rand(1, c, s, s, generator=g) for c, s in ((4, 8), (6, 4), (8, 2))],
+              torch.rand(1, 12, 8, 8, generator=g)) for _ in range(4)]
+    torch.manual_seed(0)
+    net = D.wrap_model(AffinityNet(in_channels=(4, 6, 8), reduce_channels=(4, 4, 4)))
+    opt = torch.optim.Adam(net.parameters(), lr=0.01, weight_decay=5e-4)
+
+    def loss_fn(model, batch):
+        total = sum(((model(items[i][0]) - items[i][1]) ** 2).sum() for i, _ in batch)
+        return total, sum(items[i][1].numel() for i, _ in batch)
+
+    losses = D.ddp_fit(net, opt, len(items), 3, 2, loss_fn, seed=5)
+    weights = [float(t.double().sum()) for t in D.unwrap_model(net).state_dict().values()]
+    return losses, weights
+
+
+def main(argv: list[str] | None = None) -> int:
+    from pyg_wsss import distributed as D
+    from pyg_wsss.segmentation import PseudoLabelDataset
+    from pyg_wsss.segmentation.distributed import (
+        evaluate_segmentation_distributed,
+        train_segmentation_distributed,
+    )
+
+    p = argparse.ArgumentParser()
+    p.add_argument("--out", required=True)
+    p.add_argument("--iterations", type=int, default=4)
+    p.add_argument("--batch-size", type=int, default=4)
+    p.add_argument("--checkpoint")
+    p.add_argument("--die-at", type=int, default=0)
+    p.add_argument("--freeze-bn", type=int, default=1)
+    args = p.parse_args(argv)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    D.init_distributed(backend="gloo", timeout=30)
+    samples, labels = data()
+    ds = PseudoLabelDataset(samples, labels, crop_size=12, flip=True)
+    torch.manual_seed(0)
+    model = TinyNet()
+    history = _DieAt(args.die_at, 1) if args.die_at else []
+    model = train_segmentation_distributed(
+        model, ds, iterations=args.iterations, batch_size=args.batch_size, lr=0.05,
+        freeze_bn=bool(args.freeze_bn), checkpoint=args.checkpoint, checkpoint_every=1,
+        seed=3, history=history)
+    ev = evaluate_segmentation_distributed(model, samples, 3)
+    aff_history, aff_weights = affinity_head()
+    if D.is_main():
+        weights = [float(t.double().sum()) for t in model.state_dict().values()
+                   if t.is_floating_point()]
+        with open(args.out, "w") as f:
+            json.dump({"history": list(history), "weights": weights, "miou": ev["miou"],
+                       "affinity_history": aff_history, "affinity_weights": aff_weights,
+                       "confusion": ev["confusion"].tolist(), "world": D.world_size()}, f)
+    D.cleanup()
+    torch.set_num_threads(threads)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
