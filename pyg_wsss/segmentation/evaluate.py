@@ -149,6 +149,10 @@ def evaluate_segmentation(
             raise ValueError(f"'samples'[{i}] has no 'mask' to evaluate against")
         mask = sample["mask"]
         mask = np.asarray(mask.cpu() if isinstance(mask, Tensor) else mask)
+        if np.issubdtype(mask.dtype, np.floating):  # whole-valued float masks as before
+            if not (np.isfinite(mask).all() and (mask == np.round(mask)).all()):
+                raise ValueError(f"'samples'[{i}]['mask'] must hold integer class ids")
+            mask = mask.astype(np.int64)
         pred = predict_segmentation(
             model, sample["image"], crf=crf, scales=scales, flip=flip, device=device
         )

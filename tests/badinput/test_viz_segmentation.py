@@ -160,7 +160,8 @@ def _samples_cases(mask=False):
         bad += [("samples-no-mask", _in_list("samples", lambda ss: [{"image": ss[0]["image"]}]),
                  "mask"),
                 ("mask-size", _in_sample("mask", lambda m: m[1:]), "mask"),
-                ("mask-range", _in_sample("mask", lambda m: _set(m, 7)), "mask")]
+                ("mask-range", _in_sample("mask", lambda m: _set(m, 7)), "mask"),
+                ("mask-fraction", _in_sample("mask", lambda m: m + 0.5), "mask")]
     return bad
 
 
@@ -367,7 +368,8 @@ def _specs():
                           ("class_names", put("class_names", ["a"]), "class_names"),
                           ("scales", put("scales", ()), "scales")] + _samples_cases(mask=True),
                       [("mask-int32", _in_sample("mask", lambda m: m.astype(np.int32))),
-                       ("mask-tensor", _in_sample("mask", lambda m: torch.from_numpy(m)))]))
+                       ("mask-tensor", _in_sample("mask", lambda m: torch.from_numpy(m))),
+                       ("mask-float-whole", _in_sample("mask", lambda m: m.astype(np.float32)))]))
     # segmentation.deeplab ---------------------------------------------------------------
     specs.append(Spec("ASPP()", DL.ASPP, lambda: dict(in_channels=4, out_channels=2),
                       _posint("in_channels") + _posint("out_channels") + [
