@@ -338,6 +338,10 @@ def make_grid(
     if ch <= 0 or cw <= 0:
         raise ValueError(f"'cell_size' must be positive, got {cell_size!r}")
     cell_titles: list[list[str]] | None = None
+    for name, value in (("titles", titles), ("row_titles", row_titles),
+                        ("col_titles", col_titles)):
+        if value is not None and (isinstance(value, str) or not isinstance(value, (list, tuple))):
+            raise TypeError(f"'{name}' must be a list of strings, got {value!r}")
     if titles is not None:
         if len(titles) and all(isinstance(t, (list, tuple)) for t in titles):
             cell_titles = [list(map(str, t)) for t in titles]  # type: ignore[arg-type]

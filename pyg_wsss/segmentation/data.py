@@ -45,6 +45,8 @@ def save_label_maps(
         raise TypeError(f"'names' must be a list of names, got {type(names).__name__}")
     if len(labels) != len(names):
         raise ValueError(f"got {len(labels)} label maps but {len(names)} names")
+    if not isinstance(out_dir, (str, os.PathLike)):
+        raise TypeError(f"'out_dir' must be a folder path, got {type(out_dir).__name__}")
     arrays = []
     for i, (lab, name) in enumerate(zip(labels, names)):
         if not isinstance(name, str) or not name or "/" in name or "\\" in name or name in (

@@ -223,6 +223,8 @@ def _specs():
           ("row_titles", put("row_titles", ["a"]), "row_titles"),
           ("col_titles", put("col_titles", list("abcd")), "col_titles|column"),
           ("titles-rows", put("titles", [["a"]]), "titles"),
+          ("titles-str", lambda kw: dict(kw, col_titles=None, titles="abc"), "titles"),
+          ("row_titles-str", put("row_titles", "ab"), "row_titles"),
           ("cell_size", put("cell_size", 0), "cell_size"),
           ("cell_size-len", put("cell_size", (4, 4, 4)), "cell_size"),
           ("cell_size-float", put("cell_size", 4.5), "cell_size"),
@@ -251,7 +253,8 @@ def _specs():
         + [("names-length", put("names", ["a", "b"]), "names"),
            ("names-type", put("names", [3]), "names"),
            ("names-path", put("names", ["../x"]), "names"),
-           ("labels-type", put("labels", "labels/"), "labels")],
+           ("labels-type", put("labels", "labels/"), "labels"),
+           ("out_dir-type", put("out_dir", 5), "out_dir")],
         [(lab, put("labels", lambda y, kw, m=m: [m({"labels": y[0]})["labels"]]))
          for lab, m in osl]))
     png = TMP / "one.png"
