@@ -36,7 +36,7 @@ __all__ = [
     "local_rank", "is_main", "backend", "barrier", "cleanup", "shard_by_size",
     "seed_for_rank", "all_gather_object", "broadcast_object", "all_reduce_sum",
     "wrap_model", "unwrap_model", "distributed_batch", "ddp_train_step",
-    "convert_sync_batchnorm", "GlobalBatchSampler", "ddp_fit", "device_for_rank",
+    "convert_sync_batchnorm", "GlobalBatchSampler", "ddp_fit", "LossModule", "device_for_rank",
     "seed_everything", "DEFAULT_TIMEOUT",
 ]
 
@@ -469,6 +469,22 @@ class GlobalBatchSampler:
             e, pos = divmod(k, self.per_epoch)
             out.append((self._epoch(e)[pos], k * self.world + self.rank))
         return out
+
+
+class LossModule(nn.Module):
+    """``forward(*args) = getattr(model, method)(*args)``: puts a model's own loss method
+    (e.g. :meth:`pyg_wsss.nn.models.KnowledgeClassifier.loss`) behind ``forward``, so DDP
+    (which hooks ``forward``) can wrap it: ``wrap_model(LossModule(classifier))``."""
+
+    def __init__(self, model: nn.Module, method: str = "loss") -> None:
+        super().__init__()
+        if not callable(getattr(model, method, None)):
+            raise TypeError(f"{type(model).__name__} has no method {method!r}")
+        self.model = model
+        self.method = method
+
+    def forward(self, *args: Any, **kwargs: Any) -> Any:
+        return getattr(self.model, self.method)(*args, **kwargs)
 
 
 def ddp_fit(model: nn.Module, optimizer: torch.optim.Optimizer, num_items: int,

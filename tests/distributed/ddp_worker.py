@@ -79,6 +79,36 @@ def affinity_head() -> tuple[list[float], list[float]]:
     return losses, weights
 
 
+def knowledge_classifier() -> tuple[list[float], list[float]]:
+    """The knowledge-graph classifier (:class:`pyg_wsss.nn.models.KnowledgeClassifier` over
+    SmallCNN, BatchNorm frozen) through :class:`pyg_wsss.distributed.LossModule` and
+    ``ddp_fit``: its own mean loss (Eq. 6) times the local batch is the loss sum."""
+    from pyg_wsss import distributed as D
+    from pyg_wsss.nn.models import KnowledgeClassifier, build_backbone
+
+    g = torch.Generator().manual_seed(2)
+    x = torch.rand(4, 3, 32, 32, generator=g)
+    y = (torch.rand(4, 3, generator=g) > 0.5).float()
+    torch.manual_seed(0)
+    clf = KnowledgeClassifier(build_backbone("small_cnn"), torch.eye(3), hidden_channels=8,
+                              focal_weight=0.1)
+    net = D.wrap_model(D.LossModule(clf))
+    net.train()
+    for m in net.modules():
+        if isinstance(m, nn.modules.batchnorm._BatchNorm):
+            m.eval()
+    opt = torch.optim.Adam(net.parameters(), lr=0.01)
+
+    def loss_fn(model, batch):
+        idx = [i for i, _ in batch]
+        return model(x[idx], y[idx]) * len(idx), len(idx)
+
+    losses = D.ddp_fit(net, opt, 4, 3, 2, loss_fn, seed=6)
+    weights = [float(t.double().sum()) for t in clf.state_dict().values()
+               if t.is_floating_point()]
+    return losses, weights
+
+
 def main(argv: list[str] | None = None) -> int:
     from pyg_wsss import distributed as D
     from pyg_wsss.segmentation import PseudoLabelDataset
@@ -109,12 +139,14 @@ def main(argv: list[str] | None = None) -> int:
         seed=3, history=history)
     ev = evaluate_segmentation_distributed(model, samples, 3)
     aff_history, aff_weights = affinity_head()
+    clf_history, clf_weights = knowledge_classifier()
     if D.is_main():
         weights = [float(t.double().sum()) for t in model.state_dict().values()
                    if t.is_floating_point()]
         with open(args.out, "w") as f:
             json.dump({"history": list(history), "weights": weights, "miou": ev["miou"],
                        "affinity_history": aff_history, "affinity_weights": aff_weights,
+                       "classifier_history": clf_history, "classifier_weights": clf_weights,
                        "confusion": ev["confusion"].tolist(), "world": D.world_size()}, f)
     D.cleanup()
     torch.set_num_threads(threads)

@@ -276,6 +276,11 @@ def test_ddp_follows_one_process_and_resumes_on_another_world(tmp_path, one_thre
     np.testing.assert_allclose(two["affinity_history"], one["affinity_history"], rtol=1e-4)
     np.testing.assert_allclose(two["affinity_weights"], one["affinity_weights"], rtol=1e-4,
                                atol=1e-6)
+    # ... and on the knowledge-graph classifier through LossModule (its own loss method)
+    np.testing.assert_allclose(two["classifier_history"], one["classifier_history"],
+                               rtol=1e-4)
+    np.testing.assert_allclose(two["classifier_weights"], one["classifier_weights"],
+                               rtol=1e-4, atol=1e-6)
 
     ckpt = tmp_path / "ckpt.pt"
     procs = ranks([str(WORKER), "--out", str(tmp_path / "dead.json"), "--iterations", "5",
