@@ -304,6 +304,10 @@ def cmd_pseudo_label(args: argparse.Namespace) -> int:
         device = resolve_device(args.device)
     except (MethodError, RuntimeError) as err:
         _fail(str(err))
+    if device.type == "cuda" and device.index is None and "LOCAL_RANK" in os.environ:
+        from .distributed import device_for_rank  # under torchrun: one GPU per local rank
+
+        device = device_for_rank(device)
     dataset = _open_dataset(args)
     ids = [int(c) for c in dataset.category_ids]
     too_big = [c for c in ids if c > 254 or c < 0]
@@ -703,7 +707,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         _fail(f"the labels in {labels} hold one class only ({names[0]}): nothing to learn")
     table = sf.to_contiguous(ids)
     dataset = sf.folder_dataset(folder, labels, table, crop_size=args.crop_size, flip=True)
-    group = _start_group(args) if os.environ.get("WORLD_SIZE", "1") not in ("", "1") else False
+    group = _join_for_training(args)
     world = world_size()
     if args.batch_size % world:
         _fail(f"--batch-size {args.batch_size} must be a multiple of the {world} processes")
@@ -761,6 +765,16 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _join_for_training(args: argparse.Namespace) -> bool:
+    """Join torchrun's process group when ``WORLD_SIZE > 1`` (train / predict need one)."""
+    if os.environ.get("WORLD_SIZE", "1") in ("", "1"):
+        return False
+    if not _start_group(args):
+        _fail("WORLD_SIZE is set but MASTER_ADDR / MASTER_PORT are not: start several "
+              "processes with torchrun (python -m torch.distributed.run)")
+    return True
+
+
 def _json_or_empty(path: Path) -> dict[str, Any]:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
@@ -797,7 +811,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
         folder = ImageFolder(args.images)
     except (ValueError, RuntimeError) as err:
         _fail(" ".join(str(err).split()))
-    group = _start_group(args) if os.environ.get("WORLD_SIZE", "1") not in ("", "1") else False
+    group = _join_for_training(args)
     device = _dist_device(args.device)
     model.to(device).eval()
     ids = [int(c) for c in meta.get("category_ids", range(int(meta["num_classes"])))]
