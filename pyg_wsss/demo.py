@@ -47,9 +47,13 @@ def synthetic_context(
     seed: int = 0,
     progress: bool = True,
     fast: bool = True,
+    difficulty: str = "easy",
 ) -> DemoContext:
     """The synthetic context: CAMs from a small classifier trained on all images' tags (the
-    WSSS setting: pseudo-labels are made for the tagged training images themselves)."""
+    WSSS setting: pseudo-labels are made for the tagged training images themselves).
+    ``difficulty="hard"`` uses the hard set (:class:`~pyg_wsss.data.SyntheticWSSS`) and names
+    the context ``"synthetic-hard"``; its classes are VOC categories, and
+    ``ctx.extras["class_names"]`` lets the knowledge graph use the shipped WordNet relation."""
     from .data import SyntheticWSSS
     from .nn.models import CAMClassifier, SmallCNN, train_classifier
     from .pseudo import classifier_cams
@@ -60,6 +64,7 @@ def synthetic_context(
         image_size=image_size,
         num_classes=num_classes,
         seed=seed,
+        difficulty=difficulty,
     )
     everything = [dataset[i] for i in range(len(dataset))]
     train, samples = everything[:num_train], everything[num_train:]
@@ -77,7 +82,7 @@ def synthetic_context(
             x = torch.from_numpy(s["image"]).permute(2, 0, 1).float().div(255)[None].to(device)
             features.append([f[0].cpu() for f in model.backbone(x)])
     return DemoContext(
-        name="synthetic",
+        name="synthetic" if difficulty == "easy" else f"synthetic-{difficulty}",
         samples=samples,
         cams=[c.float().cpu() for c in cams],
         num_classes=dataset.num_classes,
@@ -87,7 +92,7 @@ def synthetic_context(
         device=device,
         fast=fast,
         seed=seed,
-        extras={"classifier": model},
+        extras={"classifier": model, "difficulty": difficulty},
     )
 
 
@@ -187,6 +192,20 @@ def format_table(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+CONTEXTS = ("synthetic", "synthetic-hard", "voc-image")
+
+
+def results_markdown(table: str, command: str, args: argparse.Namespace) -> str:
+    """The table with the command and settings that produced it (``results.md``)."""
+    return (
+        f"# Demo results\n\nMade by `{command}`, "
+        f"seed {args.seed}, {args.num_images} synthetic images to label + "
+        f"{args.num_train} extra tagged images of {args.image_size}x{args.image_size}, "
+        f"{'full' if args.full else 'short (demo)'} schedules, torch threads "
+        f"{torch.get_num_threads()}.\n\n{table}\n"
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m pyg_wsss.demo", description=__doc__.split("\n")[0]
@@ -198,8 +217,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--image-size", type=int, default=96)
     parser.add_argument("--epochs", type=int, default=15, help="CAM classifier epochs")
     parser.add_argument("--systems", nargs="*", default=None, help="only these systems")
-    parser.add_argument("--contexts", nargs="*", default=["synthetic", "voc-image"],
-                        choices=["synthetic", "voc-image"])
+    parser.add_argument("--contexts", nargs="*", default=list(CONTEXTS), choices=list(CONTEXTS),
+                        help="synthetic (easy set), synthetic-hard (textured, camouflaged, "
+                        "cluttered; VOC class names), voc-image (the real photo)")
+    parser.add_argument("--results-copy", default=None, metavar="PATH",
+                        help="also write the table here (the committed copy: "
+                        "benchmarks/results/demo.md, put into README by "
+                        "scripts/update_readme.py)")
     parser.add_argument("--full", action="store_true", help="full schedules (slow on CPU)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--no-progress", action="store_true")
@@ -214,11 +238,12 @@ def main(argv: list[str] | None = None) -> int:
     for name in args.contexts:
         print(f"== context: {name}", flush=True)
         start = time.perf_counter()
-        if name == "synthetic":
+        if name.startswith("synthetic"):
             ctx = synthetic_context(
                 num_images=args.num_images, num_train=args.num_train,
                 image_size=args.image_size, epochs=args.epochs, device=args.device,
                 seed=args.seed, progress=progress, fast=not args.full,
+                difficulty="hard" if name == "synthetic-hard" else "easy",
             )
         else:
             ctx = voc_image_context(device=args.device, seed=args.seed, fast=not args.full)
@@ -233,8 +258,15 @@ def main(argv: list[str] | None = None) -> int:
     print("\n" + table)
     summary = {"rows": all_rows, "pictures": pictures}
     (out / "results.json").write_text(json.dumps(summary, indent=2))
-    (out / "results.md").write_text(table + "\n")
+    command = "python -m pyg_wsss.demo" + "".join(f" {a}" for a in (argv or sys.argv[1:]))
+    text = results_markdown(table, command, args)
+    (out / "results.md").write_text(text)
     print(f"\nwrote {out / 'results.json'}, {out / 'results.md'} and {', '.join(pictures)}")
+    if args.results_copy:
+        copy = Path(args.results_copy)
+        copy.parent.mkdir(parents=True, exist_ok=True)
+        copy.write_text(text)
+        print(f"wrote {copy} (run python scripts/update_readme.py to put it into README.md)")
     failed = [r for r in all_rows if r.get("error")]
     return 1 if failed else 0
 

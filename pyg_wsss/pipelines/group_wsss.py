@@ -32,6 +32,7 @@ __all__ = [
     "group_cams",
     "cams_to_labels",
     "pseudo_labels",
+    "context_group_cams",
     "demo",
 ]
 
@@ -243,12 +244,17 @@ def group_cams(
     ensemble: str = "normalized",
     device: Optional[torch.device | str] = None,
     progress: bool = False,
+    scales: Sequence[float] = (1.0,),
+    flip: bool = False,
 ) -> dict[str, list[Tensor]]:
     """CAMs of every sample from both readouts and their self-ensemble.
 
     Each sample is the anchor of a group completed greedily (paper strategy) from
     ``samples`` + ``pool`` (images sharing the most classes); the anchor's maps are
     upsampled to its image size, ReLU'd, max-normalised and zero for absent tags.
+    ``scales`` / ``flip``: multi-scale + flip inference (the whole group is resized / flipped
+    together; the ReLU'd raw maps are summed, then normalised), as
+    :func:`pyg_wsss.pseudo.classifier_cams` does for single-image classifiers.
 
     Returns:
         ``{"intermediate", "graph", "ensemble"}`` -> list of float32 ``[C, H, W]`` CAMs.
@@ -283,10 +289,11 @@ def group_cams(
         chunk = [groups[a] for a in anchors[start : start + groups_per_step]]
         nodes, edge_index = group_batch(chunk, tags, loops)
         pos = torch.tensor([0] + [len(g) for g in chunk[:-1]]).cumsum(0)
-        cams = model.cams(
-            images[nodes].to(device), edge_index.to(device), tags[nodes].to(device),
-            ensemble=ensemble,
-        )
+        x, ei, t = images[nodes].to(device), edge_index.to(device), tags[nodes].to(device)
+        if tuple(scales) == (1.0,) and not flip:
+            cams = model.cams(x, ei, t, ensemble=ensemble)
+        else:
+            cams = _multiscale_group_cams(model, x, ei, t, scales, flip, ensemble)
         for j, a in enumerate(anchors[start : start + groups_per_step]):
             results[a] = {k: cams[k][pos[j]] for k in READOUTS}
     for i in range(n):
@@ -302,6 +309,36 @@ def group_cams(
                 m = torch.zeros(c, h, w)
             out[k].append(m.float().cpu())
     return out
+
+
+def _multiscale_group_cams(
+    model: GroupGNN, x: Tensor, edge_index: Tensor, tags: Tensor, scales: Sequence[float],
+    flip: bool, ensemble: str,
+) -> dict[str, Tensor]:
+    """Multi-scale + flip CAMs of a group: the ReLU'd raw maps of each pass are upsampled to
+    the input size and summed, then normalised once (as :func:`pyg_wsss.pseudo.multiscale_cam`
+    and :func:`~pyg_wsss.pseudo.classifier_cams` do for single images)."""
+    from ..nn.models.group_gnn import normalize_cam_maps
+
+    size = tuple(x.shape[-2:])
+    raw: dict[str, Tensor] = {}
+    for sc in scales:
+        xs = x if sc == 1 else F.interpolate(
+            x, scale_factor=float(sc), mode="bilinear", align_corners=False
+        )
+        for flipped in (False, True) if flip else (False,):
+            out = model(xs.flip(-1) if flipped else xs, edge_index)
+            for k, v in (("intermediate", out.cam_mid), ("graph", out.cam)):
+                v = F.interpolate(v.clamp_min(0), size=size, mode="bilinear",
+                                  align_corners=False)
+                v = v.flip(-1) if flipped else v
+                raw[k] = v if k not in raw else raw[k] + v
+    norm = {k: normalize_cam_maps(v, tags) for k, v in raw.items()}
+    if ensemble == "normalized":
+        norm["ensemble"] = (norm["intermediate"] + norm["graph"]) / 2
+    else:
+        norm["ensemble"] = normalize_cam_maps((raw["intermediate"] + raw["graph"]) / 2, tags)
+    return norm
 
 
 def cams_to_labels(
@@ -350,21 +387,32 @@ def pseudo_labels(
     return out
 
 
-@register_demo("Group-WSSS")
-def demo(ctx: DemoContext) -> dict[str, list[np.ndarray]]:
-    """Train a Group-WSSS classifier (paper variant, K = 4) on ``ctx.train_samples`` +
-    ``ctx.samples`` (tags only) and label ``ctx.samples``.
+#: Multi-scale + flip CAM inference of the demo (the plain classifier's CAMs use the same).
+DEMO_SCALES = (1.0, 0.5, 1.5, 2.0)
 
-    The backbone starts from the context's trained CAM classifier's backbone when there is one
-    (``ctx.extras["classifier"]``, standing in for the paper's ImageNet initialisation) and is
-    then frozen (``ctx.fast``; its features are computed once) or fine-tuned at 1/10 of the
-    GNN learning rate. Rows: ``"Group-WSSS CAM"`` (self-ensembled CAM, background threshold
-    0.2), ``"Group-WSSS graph-readout CAM"`` (graph readout only) and ``"Group-WSSS + CRF"``
-    (ensemble CAM + dense CRF). Returns ``{}`` on contexts without
-    training images (the single real VOC photo): a group classifier cannot be trained there.
-    """
-    if not ctx.train_samples:
-        return {}
+
+def context_group_cams(
+    ctx: DemoContext,
+    graph_dropout: bool = True,
+    group_size: int = 4,
+    epochs: Optional[int] = None,
+    scales: Sequence[float] = DEMO_SCALES,
+    flip: bool = True,
+    init_from_classifier: bool = True,
+    head_convs: Optional[int] = None,
+    lr: float = 1e-2,
+) -> dict[str, list[Tensor]]:
+    """Train a Group-WSSS classifier (paper variant) on ``ctx.train_samples`` +
+    ``ctx.samples`` (tags only) and return :func:`group_cams` of ``ctx.samples``.
+
+    The backbone starts from the context's trained CAM classifier's backbone when there is
+    one (``ctx.extras["classifier"]``, standing in for the paper's ImageNet initialisation)
+    and is then frozen (``ctx.fast``; its features are computed once) or fine-tuned at 1/10
+    of the GNN learning rate; with ``init_from_classifier`` both readouts' 1x1 classifiers
+    start from that classifier's weights when the shapes allow (the single-image head that
+    Group-WSSS extends; then ``head_convs=0``: the readouts act on the classifier's own
+    features, so the intermediate readout starts as the plain classifier). New layers train at
+    the paper's ``lr`` = 1e-2. ``graph_dropout=False`` is G Table 3's "w/o dropout"."""
     from ..nn.models import SmallCNN
 
     torch.manual_seed(ctx.seed)
@@ -372,20 +420,63 @@ def demo(ctx: DemoContext) -> dict[str, list[np.ndarray]]:
     backbone = getattr(clf, "backbone", None)
     backbone = copy.deepcopy(backbone) if backbone is not None else SmallCNN()
     c = ctx.num_classes - 1
-    model = build_group_model(c, backbone, hidden_channels=64 if ctx.fast else None)
+    if head_convs is None:  # the classifier's own features when it initialises the readouts
+        head_convs = 0 if (init_from_classifier and clf is not None) else 1
+    model = build_group_model(
+        c, backbone, hidden_channels=64 if ctx.fast and head_convs else None,
+        head_convs=head_convs, graph_dropout=graph_dropout,
+    )
+    if init_from_classifier and clf is not None:
+        _init_readouts(model, clf)
     train = list(ctx.train_samples) + list(ctx.samples)
     pretrained = clf is not None
     # fast: keep the trained backbone frozen (its features are cached); else fine-tune it
     backbone_lr = (0.0 if ctx.fast else 1e-3) if pretrained else 1e-2
+    if epochs is None:
+        epochs = 8 if ctx.fast else 15
     model, _ = train_group_wsss(
-        model, train, group_size=4, epochs=8 if ctx.fast else 15, lr=5e-2,
+        model, train, group_size=group_size, epochs=epochs, lr=lr,
         backbone_lr=backbone_lr, groups_per_step=4, device=ctx.device, progress=False,
         seed=ctx.seed,
     )
-    cams = group_cams(model, ctx.samples, ctx.train_samples, group_size=4, device=ctx.device)
+    return group_cams(
+        model, ctx.samples, ctx.train_samples, group_size=group_size, device=ctx.device,
+        scales=scales, flip=flip,
+    )
+
+
+def _init_readouts(model: GroupGNN, clf: nn.Module) -> None:
+    """Copy a single-image CAM classifier's 1x1 classifier into both readouts (when the head
+    keeps the backbone's width, i.e. ``hidden_channels`` equals its channels)."""
+    w = getattr(getattr(clf, "classifier", None), "weight", None)
+    for name in ("classifier_mid", "classifier"):
+        conv = getattr(model, name, None)
+        if conv is None or w is None:
+            continue
+        weight = w.detach().reshape(w.size(0), -1, 1, 1)
+        if conv.weight.shape == weight.shape:
+            conv.weight.data.copy_(weight)
+
+
+@register_demo("Group-WSSS")
+def demo(ctx: DemoContext) -> dict[str, list[np.ndarray]]:
+    """Group-WSSS (paper variant, K = 4, graph dropout) on ``ctx.samples``
+    (:func:`context_group_cams`, CAMs at 4 scales + flip like the plain CAMs).
+
+    Rows: ``"Group-WSSS CAM"`` (self-ensembled CAM, background threshold 0.2),
+    ``"Group-WSSS intermediate-readout CAM"``, ``"Group-WSSS graph-readout CAM"`` and
+    ``"Group-WSSS + CRF"`` (ensemble CAM + dense CRF). Returns ``{}`` on contexts without
+    training images (the single real VOC photo): a group classifier cannot be trained there.
+    """
+    if not ctx.train_samples:
+        return {}
+    cams = context_group_cams(ctx)
     ens = cams["ensemble"]
     return {
         "Group-WSSS CAM": pseudo_labels(ctx.samples, ens, crf=False),
+        "Group-WSSS intermediate-readout CAM": pseudo_labels(
+            ctx.samples, cams["intermediate"], crf=False
+        ),
         "Group-WSSS graph-readout CAM": pseudo_labels(ctx.samples, cams["graph"], crf=False),
         "Group-WSSS + CRF": pseudo_labels(ctx.samples, ens, crf=True),
     }

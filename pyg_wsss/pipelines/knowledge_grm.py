@@ -39,6 +39,8 @@ __all__ = [
     "cam_seeds",
     "train_stage2",
     "run_knowledge_grm",
+    "context_knowledge",
+    "context_knowledge_classifier",
     "demo",
 ]
 
@@ -54,6 +56,7 @@ def class_knowledge(
     node_features: str = "auto",
     t: float = 0.4,
     p: float = 0.25,
+    class_names: Sequence[str] | None = None,
 ) -> tuple[Tensor, Tensor]:
     """Class-node features ``[C, K]`` and relation matrix ``[C, C]`` (foreground classes).
 
@@ -69,6 +72,8 @@ def class_knowledge(
         node_features: ``"glove"`` (the shipped GloVe-50 class-name vectors), ``"onehot"``
             (identity), or ``"auto"`` (GloVe for ``"wordnet"``, one-hot otherwise).
         t, p: ML-GCN threshold and re-weighting (0.4, 0.25).
+        class_names: Keep only these classes of ``dataset`` (in this order) from the shipped
+            relation and GloVe vectors, e.g. the VOC names of the hard synthetic set.
     """
     check_choice(source, KNOWLEDGE_SOURCES, "source")
     check_choice(node_features, ("auto", "glove", "onehot"), "node_features")
@@ -76,7 +81,18 @@ def class_knowledge(
 
     glove = None
     if source == "wordnet" or node_features == "glove":
-        relation_kg, glove, _ = graphs.load_class_knowledge(dataset)
+        relation_kg, glove, names = graphs.load_class_knowledge(dataset)
+        if class_names is not None:
+            if names is None:
+                from pyg_wsss.data import VOC_CLASSES
+
+                names = list(VOC_CLASSES[1:])
+            names = list(names)
+            missing = [n for n in class_names if n not in names]
+            if missing:
+                raise ValueError(f"classes {missing} are not in the {dataset!r} knowledge")
+            idx = torch.tensor([names.index(n) for n in class_names])
+            relation_kg, glove = relation_kg[idx][:, idx], glove[idx]
     if source == "wordnet":
         relation = relation_kg.float()
     elif source == "cooccurrence":
@@ -496,44 +512,86 @@ def format_rows(rows: Sequence[dict[str, Any]]) -> str:
 
 
 # ---------------------------------------------------------------------------- demo
-@register_demo("Knowledge graph")
-def demo(ctx: DemoContext) -> dict[str, list[np.ndarray]]:
-    """KG classifier CAM seeds and a KG + GRM stage-2 network on ``ctx.samples``.
+#: Relations of :func:`context_knowledge_classifier`: ``"wordnet"`` (shipped VOC relation of
+#: the context's class names, GloVe nodes), ``"empty"`` (same nodes, no relation: E = 0),
+#: ``"cooccurrence"`` (ML-GCN on the tags, one-hot nodes), ``"plain"`` (no knowledge branch).
+CONTEXT_RELATIONS = ("wordnet", "empty", "cooccurrence", "plain")
 
-    Needs tagged training images: on the single-image VOC context (no ``train_samples``) it
-    returns ``{}``. The knowledge classifier starts from the context's trained CAM classifier
-    backbone when there is one (a fine-tune; ``ctx.fast``: 4 epochs, no seed CRF, 120 stage-2
-    iterations). The synthetic classes co-occur at random, so the ML-GCN co-occurrence graph
-    used here has no edges at t = 0.4: the knowledge GCN acts as a per-class MLP on one-hot
-    nodes (see ``examples/knowledge_grm.py`` for GloVe class-name relations).
-    """
-    from pyg_wsss.nn.models import KnowledgeClassifier, SmallCNN
-    from pyg_wsss.segmentation import predict_segmentation
 
-    if not ctx.train_samples or not ctx.samples:
-        return {}
-    device = ctx.device
-    train = list(ctx.train_samples) + list(ctx.samples)  # WSSS: tags of every image are known
+def context_knowledge(ctx: DemoContext, relation: str = "auto") -> tuple[Tensor, Tensor, str]:
+    """Class-node features, relation and its name for a demo context: ``"auto"`` is the
+    shipped WordNet relation when every class name is a VOC class (the hard synthetic set,
+    the VOC photo), else the tag co-occurrence (the easy set's shape names)."""
+    from pyg_wsss.data import VOC_CLASSES
+
+    names = list(ctx.class_names[1:])
+    if relation == "auto":
+        relation = "wordnet" if set(names) <= set(VOC_CLASSES[1:]) else "cooccurrence"
+    check_choice(relation, CONTEXT_RELATIONS, "relation")
     c = ctx.num_classes - 1
-    feats, relation = class_knowledge(
-        "cooccurrence", tags=[s["tags"] for s in train], num_classes=c
-    )
+    if relation in ("wordnet", "empty"):
+        feats, rel = class_knowledge("wordnet", dataset="voc", class_names=names)
+        if relation == "empty":
+            rel = torch.zeros_like(rel)
+    else:
+        train = list(ctx.train_samples) + list(ctx.samples)
+        feats, rel = class_knowledge("cooccurrence", tags=[s["tags"] for s in train],
+                                     num_classes=c)
+    return feats, rel, relation
+
+
+def context_knowledge_classifier(
+    ctx: DemoContext, relation: str = "auto", epochs: int | None = None
+):
+    """The knowledge classifier of the demo, trained on ``ctx.train_samples`` +
+    ``ctx.samples`` (tags): fine-tuned from the context's CAM classifier (backbone and
+    classifier weights) when there is one (``ctx.fast``: 4 epochs, else 15), joint loss with
+    lambda = 1. ``relation="plain"`` trains the same classifier without the knowledge branch
+    (the baseline of K Table 2). Returns ``(model, node_features, relation_matrix)``."""
+    from pyg_wsss.nn.models import KnowledgeClassifier, SmallCNN
+
+    feats, rel, relation = context_knowledge(ctx, relation)
+    train = list(ctx.train_samples) + list(ctx.samples)
     base = ctx.extras.get("classifier")
+    c = ctx.num_classes - 1
     torch.manual_seed(ctx.seed)
     if base is not None and getattr(base, "num_classes", None) == c and hasattr(base, "backbone"):
         backbone = copy.deepcopy(base.backbone)
-        epochs = 4 if ctx.fast else 15
+        default_epochs = 4 if ctx.fast else 15
     else:
         backbone = SmallCNN()
-        epochs = 6 if ctx.fast else 30
-    model = KnowledgeClassifier(backbone, feats, relation, hidden_channels=256, focal_weight=1.0)
+        default_epochs = 6 if ctx.fast else 30
+    knowledge = relation != "plain"
+    model = KnowledgeClassifier(backbone, feats, rel, hidden_channels=256,
+                                focal_weight=1.0 if knowledge else 0.0, use_knowledge=knowledge)
     if (
         base is not None
         and hasattr(base, "classifier")
         and base.classifier.weight.shape == model.classifier.weight.shape
     ):
         model.classifier.weight.data.copy_(base.classifier.weight.data)
-    train_knowledge_classifier(model, train, epochs=epochs, lr=1e-3, device=device, seed=ctx.seed)
+    train_knowledge_classifier(model, train, epochs=epochs or default_epochs, lr=1e-3,
+                               device=ctx.device, seed=ctx.seed)
+    return model, feats, rel
+
+
+@register_demo("Knowledge graph")
+def demo(ctx: DemoContext) -> dict[str, list[np.ndarray]]:
+    """KG classifier CAM seeds and a KG + GRM stage-2 network on ``ctx.samples``.
+
+    Needs tagged training images: on the single-image VOC context (no ``train_samples``) it
+    returns ``{}``. The knowledge classifier (:func:`context_knowledge_classifier`) uses the
+    shipped WordNet relation when the context's classes are VOC classes (the hard synthetic
+    set) and the tag co-occurrence otherwise (the easy set's shapes co-occur at random, so
+    that graph has no edges at t = 0.4 and the knowledge GCN acts as a per-class MLP).
+    """
+    from pyg_wsss.segmentation import predict_segmentation
+
+    if not ctx.train_samples or not ctx.samples:
+        return {}
+    device = ctx.device
+    train = list(ctx.train_samples) + list(ctx.samples)  # WSSS: tags of every image are known
+    model, feats, relation = context_knowledge_classifier(ctx)
     # CAMs from the plain classifier, as the authors' code (the knowledge GCN acts through
     # the joint loss, NOTES.md 4.2)
     cams = knowledge_cams(model, train, source="plain", scales=(1.0, 0.5, 1.5), device=device)
