@@ -12,14 +12,18 @@ The building blocks (SPEC section 6; NOTES.md sections 2.4, 3.5, 5.1, 10.5):
 * :func:`confident_regions`: top-k % of CAM values per class (WSGCN 30 % of values > 0.1;
   A2GNN 40 % of values > 0.01) and background score > 0.8.
 * :func:`crf_unsure`, :func:`vote_filter`.
-* Composed: :func:`wsgcn_partial_labels` (NOTES 2.4) and :func:`a2gnn_tag_seeds` (NOTES 3.5).
+* Composed: :func:`crf_seeds` with a :class:`CRFSeedConfig` preset,
+  :meth:`CRFSeedConfig.wsgcn` (NOTES 2.4) or :meth:`CRFSeedConfig.a2gnn` (NOTES 3.5);
+  :func:`wsgcn_partial_labels` and :func:`a2gnn_tag_seeds` are those two presets.
 
 Every label map is ``uint8 [H, W]`` with class ids ``0..C`` (0 = background) and 255 =
 unlabelled.
 """
 from __future__ import annotations
 
-from typing import Sequence, Union
+import dataclasses
+from dataclasses import dataclass
+from typing import Any, Sequence, Union
 
 import numpy as np
 import torch
@@ -39,6 +43,8 @@ __all__ = [
     "crf_score_stack",
     "crf_unsure",
     "vote_filter",
+    "CRFSeedConfig",
+    "crf_seeds",
     "wsgcn_partial_labels",
     "a2gnn_tag_seeds",
     "cam_label_map",
@@ -345,24 +351,139 @@ def vote_filter(labels: ArrayLike, scores: ArrayLike) -> np.ndarray:
     return np.where(arg == lab, arg, IGNORE).astype(np.uint8)
 
 
-def _crf_seeds(
+@dataclass(frozen=True)
+class CRFSeedConfig:
+    r"""The settings of the la/ha CRF seed recipe (:func:`crf_seeds`), one preset per system.
+
+    * :meth:`wsgcn` (NOTES.md 2.4): max-normalised CAMs, alpha 4 / 32, the
+      ``"wsgcn_partial"`` CRF (4/3, 20/3/10), top 30 % of CAM values > 0.1, with the vote.
+    * :meth:`a2gnn` (NOTES.md 3.5, SEAM's settings): min-max normalised CAMs, alpha 4 / 24,
+      the PSA CRF (3/3, 80/13/10), top 40 % of CAM values > 0.01, no vote.
+
+    Fields:
+        alpha_low, alpha_high: The low (confident foreground) and high (confident
+            background) powers of ``(1 - max CAM)``.
+        ratio: Fraction of each class's CAM values kept as confident (:func:`confident_regions`).
+        min_score: Candidate threshold of a foreground CAM value.
+        bg_confidence: Background confidence threshold of ``(1 - max CAM)^alpha_high``.
+        crf_threshold: Pixels whose CRF score stack peaks below it are unsure (255).
+        preset: Dense CRF preset (:func:`pyg_wsss.pseudo.dense_crf`).
+        n_iter: Mean-field iterations.
+        normalize: CAM normalisation, ``"max" | "minmax" | None`` (:func:`normalize_cams`).
+        vote: Keep only labels equal to the argmax of the CRF score stack.
+        crf_normalized: Renormalise the CRF input instead of the upstream un-normalised
+            scores.
+        bg_fallback: Ours (``None`` = upstream): when no pixel gets a background seed, the
+            unlabelled pixels whose max CAM lies in the lowest ``bg_fallback`` fraction of
+            the image become background seeds (without background seeds a GNN labels the
+            whole image as foreground).
+
+    Override a preset with :func:`dataclasses.replace` or :meth:`replace`, e.g.
+    ``CRFSeedConfig.wsgcn().replace(bg_fallback=0.3)``.
+    """
+
+    alpha_low: float = 4
+    alpha_high: float = 32
+    ratio: float = 0.3
+    min_score: float = 0.1
+    bg_confidence: float = 0.8
+    crf_threshold: float = 0.8
+    preset: str | CRFParams | Sequence[float] = "wsgcn_partial"
+    n_iter: int = 10
+    normalize: str | None = "max"
+    vote: bool = True
+    crf_normalized: bool = False
+    bg_fallback: float | None = None
+
+    @classmethod
+    def wsgcn(cls, **overrides: Any) -> "CRFSeedConfig":
+        """WSGCN's partial-label settings (the defaults of :func:`wsgcn_partial_labels`)."""
+        return cls(**overrides)
+
+    @classmethod
+    def a2gnn(cls, **overrides: Any) -> "CRFSeedConfig":
+        """A2GNN's (SEAM's) tag-seed settings (the defaults of :func:`a2gnn_tag_seeds`)."""
+        values = dict(alpha_high=24, ratio=0.4, min_score=0.01, preset="psa",
+                      normalize="minmax", vote=False)
+        values.update(overrides)
+        return cls(**values)
+
+    def replace(self, **overrides: Any) -> "CRFSeedConfig":
+        """A copy with some fields changed (an unknown name is a ``TypeError`` naming it)."""
+        return _replace_config(self, overrides, "CRFSeedConfig")
+
+    def check(self) -> None:
+        """Validate the numeric fields (each error names its field)."""
+        check_positive(self.alpha_low, "alpha_low", strict=False)
+        check_positive(self.alpha_high, "alpha_high", strict=False)
+        check_fraction(self.ratio, "ratio")
+        check_positive(self.min_score, "min_score", strict=False)
+        check_positive(self.bg_confidence, "bg_confidence", strict=False)
+        check_positive(self.crf_threshold, "crf_threshold", strict=False)
+        check_positive(self.n_iter, "n_iter", strict=False, integer=True)
+        if self.bg_fallback is not None:
+            check_fraction(self.bg_fallback, "bg_fallback")
+
+
+def _replace_config(config: Any, overrides: dict[str, Any], what: str) -> Any:
+    names = {f.name for f in dataclasses.fields(config)}
+    unknown = sorted(set(overrides) - names)
+    if unknown:
+        raise TypeError(f"{what}: unknown field(s) {unknown}; the fields are {sorted(names)}")
+    return dataclasses.replace(config, **overrides) if overrides else config
+
+
+_PRESET_OF = {"wsgcn_partial_labels": "wsgcn", "a2gnn_tag_seeds": "a2gnn", "crf_seeds": "wsgcn"}
+
+
+def _seed_config(config: CRFSeedConfig | None, preset: CRFSeedConfig,
+                 overrides: dict[str, Any], caller: str) -> CRFSeedConfig:
+    """``config`` (default ``preset``) with the keyword ``overrides`` applied."""
+    if config is None:
+        config = preset
+    elif not isinstance(config, CRFSeedConfig):
+        raise TypeError(
+            f"{caller}: the 4th argument is a CRFSeedConfig (e.g. "
+            f"CRFSeedConfig.{_PRESET_OF[caller]}()), got {type(config).__name__} "
+            f"{config!r}; give the settings by keyword (alpha_low=..., ...) or as a config"
+        )
+    return _replace_config(config, overrides, f"{caller}(): CRFSeedConfig")
+
+
+def crf_seeds(
     image: ArrayLike,
     cams: ArrayLike,
     tags: ArrayLike | Sequence[float] | None,
-    *,
-    alpha_low: float,
-    alpha_high: float,
-    ratio: float,
-    min_score: float,
-    bg_confidence: float,
-    crf_threshold: float,
-    preset: str | CRFParams | Sequence[float],
-    n_iter: int,
-    normalize: str | None,
-    vote: bool,
-    crf_normalized: bool,
-    bg_fallback: float | None = None,
-) -> tuple[np.ndarray, np.ndarray]:
+    config: CRFSeedConfig | None = None,
+    return_scores: bool = False,
+) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
+    r"""Seed labels from CAMs by the la/ha CRF recipe (NOTES.md 2.4, 3.5), ``config`` whole.
+
+    1. CAMs ReLU'd and normalised over the tags (``config.normalize``);
+       ``cam_all = [(1 - max)^alpha_high, CAMs]``.
+    2. Dense CRF (``config.preset``) on the **un-normalised** ``[(1 - max)^alpha, CAMs]`` for
+       ``alpha_low`` (la) and ``alpha_high`` (ha).
+    3. :func:`la_ha_labels`.
+    4. Confident: top ``ratio`` of CAM values > ``min_score`` inside each class's argmax
+       region of ``cam_all`` (classes present in ``argmax(crf_la)``), background
+       ``cam_all[0] > bg_confidence``.
+    5. CRF-unsure: ``max([crf_ha[bg], crf_la[fg]]) < crf_threshold``; unsure or not
+       confident -> 255.
+    6. With ``vote``: keep only labels equal to ``argmax([crf_ha[bg], crf_la[fg]])``.
+    7. With ``bg_fallback``: background seeds when there is none (see
+       :class:`CRFSeedConfig`).
+
+    Args:
+        image: ``uint8 [H, W, 3]``.
+        cams: ``[C, H, W]`` raw or normalised CAMs.
+        tags: ``[C]`` multi-hot; an image with no tag yields background/255 only.
+        config: :class:`CRFSeedConfig` (default :meth:`CRFSeedConfig.wsgcn`).
+        return_scores: Also return the float32 ``[C + 1, H, W]`` CRF score stack.
+
+    Returns:
+        ``uint8 [H, W]`` (0 = background, 1..C, 255 = unlabelled) [, scores].
+    """
+    cfg = _seed_config(config, CRFSeedConfig.wsgcn(), {}, "crf_seeds")
     img = _as_uint8_rgb(image)
     arr = _to_numpy_cams(cams)
     if arr.shape[1:] != img.shape[:2]:
@@ -371,124 +492,86 @@ def _crf_seeds(
             "(resize one of them first)"
         )
     present = _to_tag_mask(tags, arr.shape[0])
-    check_positive(alpha_low, "alpha_low", strict=False)
-    check_positive(alpha_high, "alpha_high", strict=False)
-    check_fraction(ratio, "ratio")
-    check_positive(min_score, "min_score", strict=False)
-    check_positive(bg_confidence, "bg_confidence", strict=False)
-    check_positive(crf_threshold, "crf_threshold", strict=False)
-    check_positive(n_iter, "n_iter", strict=False, integer=True)
-    if bg_fallback is not None:
-        check_fraction(bg_fallback, "bg_fallback")
-    norm = normalize_cams(arr, present, mode=normalize)
+    cfg.check()
+    norm = normalize_cams(arr, present, mode=cfg.normalize)
     # confident-region scores: bg by the high power (NOTES 2.4 step 1)
     peak = norm.max(0, keepdims=True) if norm.shape[0] else np.zeros((1,) + norm.shape[1:])
-    cam_all = np.concatenate([np.power(1.0 - peak, alpha_high), norm], axis=0)
-    crf_la = crf_with_alpha(img, norm, present, alpha_low, preset, n_iter, crf_normalized)
-    crf_ha = crf_with_alpha(img, norm, present, alpha_high, preset, n_iter, crf_normalized)
+    cam_all = np.concatenate([np.power(1.0 - peak, cfg.alpha_high), norm], axis=0)
+    crf_la, crf_ha = (crf_with_alpha(img, norm, present, alpha, cfg.preset, cfg.n_iter,
+                                     cfg.crf_normalized)
+                      for alpha in (cfg.alpha_low, cfg.alpha_high))
     label = la_ha_labels(crf_la, crf_ha)
     classes = np.unique(crf_la.argmax(0)).tolist()
-    sure = confident_regions(cam_all, classes, ratio, min_score, bg_confidence)
-    unsure = crf_unsure(crf_la, crf_ha, crf_threshold) | ~sure
+    sure = confident_regions(cam_all, classes, cfg.ratio, cfg.min_score, cfg.bg_confidence)
+    unsure = crf_unsure(crf_la, crf_ha, cfg.crf_threshold) | ~sure
     label[unsure] = IGNORE
     stack = crf_score_stack(crf_la, crf_ha)
-    if vote:
+    if cfg.vote:
         label = vote_filter(label, stack)
-    if bg_fallback is not None and not (label == 0).any():
-        check_fraction(bg_fallback, "bg_fallback")
+    if cfg.bg_fallback is not None and not (label == 0).any():
         # upstream's background rule (1 - max CAM)^alpha > 0.8 needs max CAM < ~0.01, which
         # weak CAMs never reach: then the least activated unlabelled pixels become background
-        cut = np.quantile(peak[0], float(bg_fallback))
+        cut = np.quantile(peak[0], float(cfg.bg_fallback))
         label = label.copy()
         label[(label == IGNORE) & (peak[0] <= cut)] = 0
-    return label, stack.astype(np.float32)
+    stack = stack.astype(np.float32)
+    return (label, stack) if return_scores else label
 
 
 def wsgcn_partial_labels(
     image: ArrayLike,
     cams: ArrayLike,
     tags: ArrayLike | Sequence[float] | None,
-    alpha_low: float = 4,
-    alpha_high: float = 32,
-    ratio: float = 0.3,
-    min_score: float = 0.1,
-    bg_confidence: float = 0.8,
-    crf_threshold: float = 0.8,
-    preset: str | CRFParams | Sequence[float] = "wsgcn_partial",
-    n_iter: int = 10,
-    normalize: str | None = "max",
-    vote: bool = True,
-    crf_normalized: bool = False,
-    bg_fallback: float | None = None,
+    config: CRFSeedConfig | None = None,
+    *,
     return_scores: bool = False,
+    **overrides: Any,
 ) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
     r"""WSGCN's partial pseudo labels (NOTES.md 2.4; run at the CAM resolution, stride 4).
 
-    1. CAMs ReLU'd and max-normalised over the tags; ``cam_all = [(1 - max)^32, CAMs]``.
-    2. Dense CRF (``"wsgcn_partial"``: 4/3, 20/3/10) on the **un-normalised**
-       ``[(1 - max)^alpha, CAMs]`` for alpha 4 (la) and 32 (ha).
-    3. :func:`la_ha_labels`.
-    4. Confident: top 30 % of CAM values > 0.1 inside each class's argmax region of
-       ``cam_all`` (classes present in ``argmax(crf_la)``), background ``cam_all[0] > 0.8``.
-    5. CRF-unsure: ``max([crf_ha[bg], crf_la[fg]]) < 0.8``; unsure or not confident -> 255.
-    6. Vote: keep only labels equal to ``argmax([crf_ha[bg], crf_la[fg]])``.
+    The :meth:`CRFSeedConfig.wsgcn` preset of :func:`crf_seeds`: CAMs max-normalised over
+    the tags, dense CRF ``"wsgcn_partial"`` (4/3, 20/3/10) on the un-normalised
+    ``[(1 - max)^alpha, CAMs]`` for alpha 4 (la) and 32 (ha), :func:`la_ha_labels`, top 30 %
+    of CAM values > 0.1 confident, background ``cam_all[0] > 0.8``, CRF-unsure below 0.8,
+    then the vote (keep only labels equal to ``argmax([crf_ha[bg], crf_la[fg]])``).
 
     Args:
         image: ``uint8 [H, W, 3]``.
         cams: ``[C, H, W]`` raw or normalised CAMs.
         tags: ``[C]`` multi-hot; an image with no tag yields background/255 only.
-        crf_normalized: Renormalise the CRF input instead of the upstream un-normalised
-            scores.
-        bg_fallback: Ours (``None`` = upstream): when no pixel gets a background seed, the
-            unlabelled pixels whose max CAM lies in the lowest ``bg_fallback`` fraction of
-            the image become background seeds (without background seeds a GNN labels the
-            whole image as foreground).
+        config: A whole :class:`CRFSeedConfig` instead of the preset.
         return_scores: Also return the ``[C + 1, H, W]`` CRF score stack.
+        **overrides: Any :class:`CRFSeedConfig` field by keyword (``alpha_low``,
+            ``alpha_high``, ``ratio``, ``min_score``, ``bg_confidence``, ``crf_threshold``,
+            ``preset``, ``n_iter``, ``normalize``, ``vote``, ``crf_normalized``,
+            ``bg_fallback``), as before the config existed.
 
     Returns:
         ``uint8 [H, W]`` (0 = background, 1..C, 255 = unlabelled) [, scores].
     """
-    label, stack = _crf_seeds(
-        image, cams, tags, alpha_low=alpha_low, alpha_high=alpha_high, ratio=ratio,
-        min_score=min_score, bg_confidence=bg_confidence, crf_threshold=crf_threshold,
-        preset=preset, n_iter=n_iter, normalize=normalize, vote=vote,
-        crf_normalized=crf_normalized, bg_fallback=bg_fallback,
-    )
-    return (label, stack) if return_scores else label
+    cfg = _seed_config(config, CRFSeedConfig.wsgcn(), overrides, "wsgcn_partial_labels")
+    return crf_seeds(image, cams, tags, cfg, return_scores=return_scores)
 
 
 def a2gnn_tag_seeds(
     image: ArrayLike,
     cams: ArrayLike,
     tags: ArrayLike | Sequence[float] | None,
-    alpha_low: float = 4,
-    alpha_high: float = 24,
-    ratio: float = 0.4,
-    min_score: float = 0.01,
-    bg_confidence: float = 0.8,
-    crf_threshold: float = 0.8,
-    preset: str | CRFParams | Sequence[float] = "psa",
-    n_iter: int = 10,
-    normalize: str | None = "minmax",
-    vote: bool = False,
-    crf_normalized: bool = False,
-    bg_fallback: float | None = None,
+    config: CRFSeedConfig | None = None,
+    *,
     return_scores: bool = False,
+    **overrides: Any,
 ) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
     r"""A2GNN's image-level seeds :math:`M'_I` (NOTES.md 3.5; A 5 "top 40 %").
 
-    Same logic as :func:`wsgcn_partial_labels` with SEAM's settings: min-max normalised CAMs,
-    alpha 4 / 24, PSA CRF (3/3, 80/13/10), top 40 % of CAM values > 0.01, background
-    ``(1 - max)^24 > 0.8``, CRF-unsure threshold 0.8, no vote (``vote=True`` adds it).
-    ``bg_fallback`` as in :func:`wsgcn_partial_labels`.
+    The :meth:`CRFSeedConfig.a2gnn` preset of :func:`crf_seeds` (SEAM's settings): min-max
+    normalised CAMs, alpha 4 / 24, PSA CRF (3/3, 80/13/10), top 40 % of CAM values > 0.01,
+    background ``(1 - max)^24 > 0.8``, CRF-unsure threshold 0.8, no vote (``vote=True`` adds
+    it). ``config``, ``return_scores`` and the keyword overrides (any
+    :class:`CRFSeedConfig` field, e.g. ``bg_fallback``) as in :func:`wsgcn_partial_labels`.
     """
-    label, stack = _crf_seeds(
-        image, cams, tags, alpha_low=alpha_low, alpha_high=alpha_high, ratio=ratio,
-        min_score=min_score, bg_confidence=bg_confidence, crf_threshold=crf_threshold,
-        preset=preset, n_iter=n_iter, normalize=normalize, vote=vote,
-        crf_normalized=crf_normalized, bg_fallback=bg_fallback,
-    )
-    return (label, stack) if return_scores else label
+    cfg = _seed_config(config, CRFSeedConfig.a2gnn(), overrides, "a2gnn_tag_seeds")
+    return crf_seeds(image, cams, tags, cfg, return_scores=return_scores)
 
 
 def cam_label_map(

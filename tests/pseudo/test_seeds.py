@@ -286,3 +286,31 @@ def test_bg_fallback_gives_background_seeds_only_when_there_are_none():
     assert np.array_equal(a2gnn_tag_seeds(image, cam, tags, bg_fallback=0.3), plain)
     with pytest.raises(ValueError, match="bg_fallback"):
         wsgcn_partial_labels(image, cam, tags, bg_fallback=1.5)
+
+
+def test_seed_presets_are_the_wrappers_defaults(scene):
+    """Issue 18: one seed function taking a CRFSeedConfig; the two old names are presets and
+    keep their keyword form."""
+    from pyg_wsss.pseudo.seeds import CRFSeedConfig, crf_seeds
+
+    image, _, tags, cams = scene()
+    for wrapper, preset in ((wsgcn_partial_labels, CRFSeedConfig.wsgcn()),
+                            (a2gnn_tag_seeds, CRFSeedConfig.a2gnn())):
+        got, scores = wrapper(image, cams, tags, return_scores=True)
+        ref, ref_scores = crf_seeds(image, cams, tags, preset, return_scores=True)
+        np.testing.assert_array_equal(got, ref)
+        np.testing.assert_array_equal(scores, ref_scores)
+        # keyword override == the config with that field replaced == config passed whole
+        cfg = preset.replace(ratio=0.5, vote=not preset.vote)
+        a = wrapper(image, cams, tags, ratio=0.5, vote=not preset.vote)
+        np.testing.assert_array_equal(a, crf_seeds(image, cams, tags, cfg))
+        np.testing.assert_array_equal(a, wrapper(image, cams, tags, cfg))
+    assert CRFSeedConfig.a2gnn() == CRFSeedConfig(alpha_high=24, ratio=0.4, min_score=0.01,
+                                                  preset="psa", normalize="minmax", vote=False)
+    assert CRFSeedConfig.wsgcn(bg_fallback=0.3).bg_fallback == 0.3
+    with pytest.raises(TypeError, match="CRFSeedConfig.wsgcn"):
+        wsgcn_partial_labels(image, cams, tags, 4)  # the old positional alpha_low
+    with pytest.raises(TypeError, match="alpha_lo"):
+        a2gnn_tag_seeds(image, cams, tags, alpha_lo=4)
+    with pytest.raises(ValueError, match="ratio"):
+        crf_seeds(image, cams, tags, CRFSeedConfig(ratio=2.0))
