@@ -27,6 +27,7 @@ def gaussian_edge_weight(
     sigma_rgb: float | None = None,
     sigma_xy: float | None = None,
     preset: str | None = None,
+    squared: bool = True,
 ) -> Tensor:
     r"""Gaussian colour + position kernel on the edges of a graph (W 7, A 22):
 
@@ -41,6 +42,9 @@ def gaussian_edge_weight(
         sigma_rgb, sigma_xy: Kernel widths (> 0). Either both, or ``preset``.
         preset: ``"wsgcn_paper"`` (sqrt(3), 10), ``"wsgcn_code"`` (divisors 12 and 20),
             ``"a2gnn"`` (0.1, 6).
+        squared: Squared distances (the Gaussian kernel; W 7, the Gated CRF and the
+            authors' code) or, with ``False``, the plain Euclidean norms that A 13 prints
+            (:math:`\|p_i - p_j\|_2 / 2\sigma^2`, a Laplacian-like kernel).
 
     Returns:
         ``[E]`` weights in ``(0, 1]``.
@@ -66,6 +70,10 @@ def gaussian_edge_weight(
     pos = pos.to(colour.dtype)
     d_rgb = (colour[dst] - colour[src]).pow(2).sum(-1)
     d_xy = (pos[dst] - pos[src]).pow(2).sum(-1)
+    if not isinstance(squared, bool):
+        raise TypeError(f"'squared' must be a bool, got {squared!r}")
+    if not squared:
+        d_rgb, d_xy = d_rgb.sqrt(), d_xy.sqrt()
     return torch.exp(-d_rgb / (2 * sigma_rgb**2) - d_xy / (2 * sigma_xy**2))
 
 

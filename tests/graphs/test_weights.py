@@ -135,3 +135,16 @@ def test_feature_affinity_bad_input():
         feature_affinity(x, ei.float())
     with pytest.raises(ValueError):
         feature_affinity(torch.tensor([[0.0, float("inf"), 1.0], [0, 0, 0]]), ei)
+
+
+def test_gaussian_unsquared_is_a13_as_printed():
+    # A 13 printed: exp(-||dp||_2 / (2 s_xy^2) - ||dc||_2 / (2 s_rgb^2)), by hand on one edge
+    colour = torch.tensor([[0.0, 0.0, 0.0], [0.3, 0.4, 0.0]])
+    pos = torch.tensor([[0.0, 0.0], [3.0, 4.0]])
+    ei = torch.tensor([[0], [1]])
+    w = gaussian_edge_weight(colour, pos, ei, sigma_rgb=0.5, sigma_xy=2.0, squared=False)
+    torch.testing.assert_close(w, torch.tensor([math.exp(-5 / 8 - 0.5 / 0.5)]))
+    sq = gaussian_edge_weight(colour, pos, ei, sigma_rgb=0.5, sigma_xy=2.0)
+    torch.testing.assert_close(sq, torch.tensor([math.exp(-25 / 8 - 0.25 / 0.5)]))
+    with pytest.raises(TypeError, match="squared"):
+        gaussian_edge_weight(colour, pos, ei, sigma_rgb=0.5, sigma_xy=2.0, squared="no")
