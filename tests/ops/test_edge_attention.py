@@ -139,6 +139,32 @@ def test_edge_softmax_rows_sum_to_one():
     torch.testing.assert_close(sums[has], torch.ones(int(has.sum())))
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_edge_softmax_pyg_equals_scatter_reference(dtype):
+    # edge_softmax is PyG's segment softmax (ptr = CSR rowptr); the scatter formulation it
+    # replaced stays as the reference: values and gradients on random graphs with -inf
+    # entries, all-masked rows, isolated nodes, duplicate edges and the empty graph
+    from pyg_wsss.ops.edge_attention import _edge_softmax_scatter
+
+    g = torch.Generator().manual_seed(11)
+    ei = random_graph(15, 60, seed=11, self_loops=False)
+    csr = to_csr(ei, 17)  # nodes 15, 16 isolated
+    logits = torch.randn(csr.num_edges, generator=g, dtype=dtype) * 20
+    logits[torch.rand(csr.num_edges, generator=g) < 0.2] = float("-inf")
+    logits[csr.row == int(csr.row[0])] = float("-inf")  # one all-masked row
+    a = logits.clone().requires_grad_()
+    b = logits.clone().requires_grad_()
+    out, ref = edge_softmax(csr, a), _edge_softmax_scatter(csr, b)
+    assert torch.isfinite(out).all() and (out[csr.row == int(csr.row[0])] == 0).all()
+    torch.testing.assert_close(out, ref)
+    gout = torch.randn(csr.num_edges, generator=g, dtype=dtype)
+    (out * gout).sum().backward()
+    (ref * gout).sum().backward()
+    torch.testing.assert_close(a.grad, b.grad)
+    empty = to_csr(torch.empty(2, 0, dtype=torch.long), 4)
+    assert edge_softmax(empty, torch.empty(0, dtype=dtype)).shape == (0,)
+
+
 def test_bad_input():
     ei = random_graph(5, 10)
     with pytest.raises(ValueError, match="score"):
