@@ -2,9 +2,23 @@
 from __future__ import annotations
 
 import importlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+#: The package version, its one source (setuptools reads it: pyproject ``tool.setuptools.dynamic``).
 __version__ = "0.1.0"
+
+if TYPE_CHECKING:  # the static view of the lazy sub-modules below (mypy, pyright, IDEs)
+    from . import data as data
+    from . import graphs as graphs
+    from . import metrics as metrics
+    from . import nn as nn
+    from . import ops as ops
+    from . import pretrained as pretrained
+    from . import pseudo as pseudo
+    from . import segmentation as segmentation
+    from . import viz as viz
+    from ._checks import checks as checks
+    from ._checks import set_checks as set_checks
 
 _SUBMODULES = (
     "data",

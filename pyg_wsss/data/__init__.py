@@ -16,7 +16,37 @@ expose ``category_ids`` (``[0, id_1, ..., id_C]``: samples use contiguous ids ``
 (output stems, may contain ``/``) and ``sizes``; see :mod:`pyg_wsss.data.io`.
 """
 
+from typing import TYPE_CHECKING
+
 from pyg_wsss._lazy import lazy_getattr
+
+if TYPE_CHECKING:  # the static view of the lazy members below (mypy, pyright, IDEs)
+    from .annotations import add_void_border as add_void_border
+    from .annotations import connected_instances as connected_instances
+    from .annotations import instance_boxes as instance_boxes
+    from .annotations import mask_to_tags as mask_to_tags
+    from .annotations import weak_labels_from_instances as weak_labels_from_instances
+    from .coco import COCODataset as COCODataset
+    from .folders import MaskFolderDataset as MaskFolderDataset
+    from .folders import VOCXMLDataset as VOCXMLDataset
+    from .folders import open_dataset as open_dataset
+    from .io import DatasetError as DatasetError
+    from .io import label_png_bytes as label_png_bytes
+    from .io import read_image as read_image
+    from .io import to_uint8_rgb as to_uint8_rgb
+    from .io import write_label_png as write_label_png
+    from .samples import REAL_SAMPLE_NAMES as REAL_SAMPLE_NAMES
+    from .samples import real_samples as real_samples
+    from .synthetic import SHAPES as SHAPES
+    from .synthetic import SyntheticWSSS as SyntheticWSSS
+    from .transforms import crop_sample as crop_sample
+    from .transforms import hflip_sample as hflip_sample
+    from .transforms import resize_sample as resize_sample
+    from .transforms import sample_to_tensors as sample_to_tensors
+    from .voc import VOC_CLASSES as VOC_CLASSES
+    from .voc import VOCSegmentation as VOCSegmentation
+    from .voc import parse_voc_xml as parse_voc_xml
+    from .voc import read_label_png as read_label_png
 
 _MEMBERS = {
     "SyntheticWSSS": "synthetic",

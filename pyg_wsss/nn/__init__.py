@@ -1,8 +1,16 @@
 """Neural-network building blocks: layers (``conv``), cells, losses (``functional``), models."""
 import importlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pyg_wsss._lazy import lazy_getattr
+
+if TYPE_CHECKING:  # the static view of the lazy members below (mypy, pyright, IDEs)
+    from . import conv as conv
+    from . import functional as functional
+    from . import models as models
+    from .conv_gru import ConvGRUCell as ConvGRUCell
+    from .graph_dropout import GraphDropout as GraphDropout
+    from .graph_dropout import graph_dropout_masks as graph_dropout_masks
 
 _MEMBERS = {
     "ConvGRUCell": "conv_gru",

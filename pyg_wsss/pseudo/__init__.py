@@ -11,9 +11,52 @@ from __future__ import annotations
 
 import sys
 from importlib.abc import MetaPathFinder
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 from pyg_wsss._lazy import lazy_getattr
+
+if TYPE_CHECKING:  # the static view of the lazy members below (mypy, pyright, IDEs)
+    from .cam import classifier_cams as classifier_cams
+    from .cam import multiscale_cam as multiscale_cam
+    from .crf import CRF_PRESETS as CRF_PRESETS
+    from .crf import CRFParams as CRFParams
+    from .crf import dense_crf as dense_crf
+    from .driver import GenerateSummary as GenerateSummary
+    from .driver import atomic_write as atomic_write
+    from .driver import generate as generate
+    from .driver import output_name as output_name
+    from .driver import save_label_png as save_label_png
+    from .driver import shard_indices as shard_indices
+    from .expand import expand_points as expand_points
+    from .expand import expand_scribbles as expand_scribbles
+    from .expand import expand_seeds_by_superpixels as expand_seeds_by_superpixels
+    from .expand import merge_seeds as merge_seeds
+    from .expand import points_to_seeds as points_to_seeds
+    from .expand import slic_segments as slic_segments
+    from .grabcut import a2gnn_box_seeds as a2gnn_box_seeds
+    from .grabcut import box_seed_labels as box_seed_labels
+    from .grabcut import check_boxes as check_boxes
+    from .grabcut import fuse_box_seeds as fuse_box_seeds
+    from .grabcut import grabcut_box_masks as grabcut_box_masks
+    from .grabcut import grabcut_seeds as grabcut_seeds
+    from .seeds import a2gnn_tag_seeds as a2gnn_tag_seeds
+    from .seeds import cam_label_map as cam_label_map
+    from .seeds import cam_labels as cam_labels
+    from .seeds import cam_scores as cam_scores
+    from .seeds import confident_regions as confident_regions
+    from .seeds import crf_score_stack as crf_score_stack
+    from .seeds import crf_unsure as crf_unsure
+    from .seeds import crf_with_alpha as crf_with_alpha
+    from .seeds import la_ha_labels as la_ha_labels
+    from .seeds import normalize_cams as normalize_cams
+    from .seeds import scores_to_labels as scores_to_labels
+    from .seeds import vote_filter as vote_filter
+    from .seeds import wsgcn_partial_labels as wsgcn_partial_labels
+    from .walk import random_walk as random_walk
+    from .walk import random_walk_dense as random_walk_dense
+    from .walk import random_walk_from_image as random_walk_from_image
+    from .walk import random_walk_propagate as random_walk_propagate
+    from .walk import transition_matrix as transition_matrix
 
 _MEMBERS = {
     # CAM generation (cam.py)
