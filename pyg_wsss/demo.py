@@ -19,7 +19,7 @@ import sys
 import time
 import traceback
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 import torch
@@ -162,21 +162,86 @@ def run_context(
     return rows, predictions
 
 
-def save_pictures(
-    ctx: DemoContext, predictions: dict[str, list[np.ndarray]], out: Path, max_rows: int = 4
-) -> Path:
-    """One PNG grid per context: image | CAM | every method | ground truth."""
-    from .viz import colorize_labels, overlay_cam, save_grid
+def picture_columns(
+    rows: list[dict[str, Any]], predictions: dict[str, list[np.ndarray]]
+) -> list[str]:
+    """The methods drawn in a context's picture: each system's best row (highest mIoU), in
+    the table's order, so the grid has one readable column per system."""
+    best: dict[str, tuple[float, str]] = {}
+    for r in rows:
+        if r.get("miou") is None or r["method"] not in predictions:
+            continue
+        if r["system"] not in best or r["miou"] > best[r["system"]][0]:
+            best[r["system"]] = (r["miou"], r["method"])
+    return [m for _, m in best.values()]
 
-    grid, titles = [], ["image", "CAM (max)"] + list(predictions) + ["ground truth"]
+
+def legend(class_names: Sequence[str], classes: Sequence[int], width: int) -> np.ndarray:
+    """A white strip with one colour swatch (VOC palette) + name per class in ``classes``,
+    wrapped to ``width`` pixels."""
+    import cv2
+
+    from .viz import voc_palette
+
+    palette = voc_palette(256)
+    font, scale, h = cv2.FONT_HERSHEY_SIMPLEX, 0.4, 20
+    items = []
+    for c in classes:
+        name = class_names[c] if 0 <= c < len(class_names) else ("ignore" if c == 255 else str(c))
+        (tw, _), _ = cv2.getTextSize(name, font, scale, 1)
+        items.append((c, name, 14 + 4 + tw + 12))
+    lines, line, used = [], [], 0
+    for item in items:
+        if line and used + item[2] > width - 8:
+            lines.append(line)
+            line, used = [], 0
+        line.append(item)
+        used += item[2]
+    if line:
+        lines.append(line)
+    strip = np.full((h * max(len(lines), 1) + 4, width, 3), 255, dtype=np.uint8)
+    for k, line in enumerate(lines):
+        x, y = 8, 2 + k * h
+        for c, name, w in line:
+            strip[y + 3 : y + 17, x : x + 14] = palette[c]
+            cv2.rectangle(strip, (x, y + 3), (x + 13, y + 16), (0, 0, 0), 1)
+            cv2.putText(strip, name, (x + 18, y + 15), font, scale, (0, 0, 0), 1, cv2.LINE_AA)
+            x += w
+    return strip
+
+
+def save_pictures(
+    ctx: DemoContext,
+    predictions: dict[str, list[np.ndarray]],
+    out: Path,
+    max_rows: int = 4,
+    rows: list[dict[str, Any]] | None = None,
+    cell_size: int = 128,
+) -> Path:
+    """One PNG per context a person can read: rows = images (at most ``max_rows``), columns
+    = image | CAM | ground truth | each system's best row (:func:`picture_columns`; every
+    method when ``rows`` is not given), with the column titles and a class-colour legend of
+    the classes that appear."""
+    from PIL import Image
+
+    from .viz import colorize_labels, make_grid, overlay_cam
+
+    methods = picture_columns(rows, predictions) if rows is not None else list(predictions)
+    titles = ["image", "CAM (max)", "ground truth"] + methods
+    grid, present = [], set()
     for i, sample in enumerate(ctx.samples[:max_rows]):
         cam = ctx.cams[i].amax(0).numpy() if ctx.cams[i].numel() else np.zeros(sample["mask"].shape)
-        row = [sample["image"], overlay_cam(sample["image"], cam)]
-        row += [colorize_labels(p[i]) for p in predictions.values()]
-        row.append(colorize_labels(sample["mask"]))
+        row = [sample["image"], overlay_cam(sample["image"], cam), colorize_labels(sample["mask"])]
+        row += [colorize_labels(predictions[m][i]) for m in methods]
+        present.update(np.unique(sample["mask"]).tolist())
+        for m in methods:
+            present.update(np.unique(predictions[m][i]).tolist())
         grid.append(row)
+    canvas = make_grid(grid, titles=titles, cell_size=cell_size)
+    strip = legend(ctx.class_names, sorted(int(c) for c in present), canvas.shape[1])
     path = out / f"{ctx.name}.png"
-    save_grid(grid, path, titles=titles)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(np.concatenate([canvas, strip], 0)).save(path)
     return path
 
 
@@ -251,7 +316,7 @@ def main(argv: list[str] | None = None) -> int:
               f"({len(ctx.samples)} images, {ctx.num_classes} classes)", flush=True)
         rows, preds = run_context(ctx, args.systems, progress)
         all_rows += rows
-        pictures.append(str(save_pictures(ctx, preds, out)))
+        pictures.append(str(save_pictures(ctx, preds, out, rows=rows)))
         print(format_table(rows), flush=True)
 
     table = format_table(all_rows)

@@ -46,3 +46,35 @@ def test_failing_system_is_reported_not_hidden(tmp_path):
         _DEMOS.pop("_Broken")
     assert rows[0]["error"] == "RuntimeError: boom" and preds == {}
     assert "failed: RuntimeError: boom" in demo.format_table(rows)
+
+
+def test_picture_is_a_readable_grid_with_one_column_per_system_and_a_legend(tmp_path):
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    samples = [{"image": rng.integers(0, 255, (40, 60, 3), dtype=np.uint8),
+                "mask": np.pad(np.ones((20, 30), np.uint8), ((10, 10), (15, 15)))}
+               for _ in range(6)]
+    ctx = DemoContext(name="t", samples=samples, cams=[torch.rand(2, 40, 60)] * 6,
+                      num_classes=3, class_names=["background", "cat", "dog"])
+    preds = {m: [np.full((40, 60), k, np.uint8) for _ in samples]
+             for m, k in zip(["A1", "A2", "B1", "B2", "B3"], [0, 0, 1, 2, 0])}
+    rows = [{"system": m[0], "method": m, "miou": v}
+            for m, v in zip(preds, [0.2, 0.5, 0.1, 0.4, 0.3])]
+    assert demo.picture_columns(rows, preds) == ["A2", "B2"]  # each system's best row
+    path = demo.save_pictures(ctx, preds, tmp_path, max_rows=4, rows=rows, cell_size=64)
+    img = np.asarray(Image.open(path))
+    # 4 image rows, 5 columns (image | CAM | ground truth | A2 | B2) of 64 px + padding,
+    # plus the legend strip: not a strip thousands of pixels wide
+    assert img.shape[1] == 5 * (64 + 4) + 4
+    assert 4 * 64 < img.shape[0] < 4 * (64 + 4) + 18 + 4 + 60
+    from pyg_wsss.viz import voc_palette
+
+    palette = voc_palette()
+    legend_rows = img[4 * (64 + 4) + 18 + 4:].reshape(-1, 3)
+    for c in (1, 2):  # the swatches of the classes that appear (A2 is all background)
+        assert (legend_rows == palette[c]).all(-1).any()
+    preds["B2"] = [np.zeros((40, 60), np.uint8)] * 6  # now no "dog" anywhere: no swatch
+    img = np.asarray(Image.open(demo.save_pictures(ctx, preds, tmp_path, rows=rows,
+                                                   cell_size=64)))
+    assert not (img[4 * (64 + 4) + 18 + 4:].reshape(-1, 3) == palette[2]).all(-1).any()
