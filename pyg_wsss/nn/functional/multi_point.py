@@ -7,6 +7,7 @@ at ``ptr[b]`` (PyG ``Batch.ptr``; one graph: ``ptr = [0, h * w]``).
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Sequence
 
 import torch
@@ -84,11 +85,129 @@ def _box_cells(boxes: Tensor, box_batch: Tensor, gs: Tensor, ptr: Tensor):
     return idx, valid, hb, wb
 
 
-def select_box_points(
-    input: Tensor,
+@dataclass(frozen=True)
+class PreparedBoxes:
+    """Boxes on the node grids, validated and laid out once (:func:`prepare_boxes`), so that
+    :func:`select_box_points`, :func:`multi_point_loss` and :func:`consistency_check` run
+    with static shapes, no host read and no host-device copy (training loops,
+    :func:`torch.compile`).
+
+    Attributes:
+        cells: ``[M, Hmax, Wmax]`` node of every box cell (0 outside the box).
+        valid: ``[M, Hmax, Wmax]`` cell inside the box.
+        labels, box_batch: ``[M]`` class and graph of every box.
+        row_pos, col_pos: Flat positions (in ``[M * Hmax]`` / ``[M * Wmax]``) of the box
+            rows / columns, box by box.
+        order: The stable order that groups the points of a box (rows, then columns).
+        owner: ``[P]`` box of every point (sorted).
+        num_nodes, num_graphs, max_label: Sizes for the cheap checks (``max_label`` -1
+            without boxes).
+    """
+
+    cells: Tensor
+    valid: Tensor
+    labels: Tensor
+    box_batch: Tensor
+    row_pos: Tensor
+    col_pos: Tensor
+    order: Tensor
+    owner: Tensor
+    num_nodes: int
+    num_graphs: int
+    max_label: int
+
+    @property
+    def num_boxes(self) -> int:
+        return self.labels.numel()
+
+
+def prepare_boxes(
+    num_nodes: int,
     boxes: Tensor,
     box_labels: Tensor,
     grid_size: Sequence[int] | Tensor,
+    box_batch: Tensor | None = None,
+    ptr: Tensor | None = None,
+    device: torch.device | str | None = None,
+) -> PreparedBoxes:
+    """Validate the boxes (on the host, once) and lay them out on ``device`` for the MP
+    loss and consistency checking (:class:`PreparedBoxes`). Arguments as in
+    :func:`select_box_points`; ``num_nodes`` is the number of nodes of all graphs."""
+    boxes, box_labels, box_batch, gs, ptr, num_graphs = _grid_args(
+        num_nodes, boxes, box_labels, grid_size, box_batch, ptr, None
+    )
+    device = torch.device(device) if device is not None else torch.device("cpu")
+    idx, valid, hb, wb = _box_cells(boxes, box_batch, gs, ptr)
+    m = boxes.size(0)
+    row_valid = torch.arange(idx.size(1)).view(1, -1) < hb.view(-1, 1)
+    col_valid = torch.arange(idx.size(2)).view(1, -1) < wb.view(-1, 1)
+    box_id = torch.arange(m)
+    owner = torch.cat([
+        box_id.view(-1, 1).expand_as(row_valid)[row_valid],
+        box_id.view(-1, 1).expand_as(col_valid)[col_valid],
+    ])
+    order = torch.argsort(owner, stable=True)
+    return PreparedBoxes(
+        cells=idx.to(device),
+        valid=valid.to(device),
+        labels=box_labels.to(device),
+        box_batch=box_batch.to(device),
+        row_pos=row_valid.reshape(-1).nonzero().view(-1).to(device),
+        col_pos=col_valid.reshape(-1).nonzero().view(-1).to(device),
+        order=order.to(device),
+        owner=owner[order].to(device),
+        num_nodes=int(num_nodes),
+        num_graphs=int(num_graphs),
+        max_label=int(box_labels.max()) if m else -1,
+    )
+
+
+def _as_prepared(
+    num_nodes: int,
+    boxes: Tensor | PreparedBoxes,
+    box_labels: Tensor | None,
+    grid_size: Sequence[int] | Tensor | None,
+    box_batch: Tensor | None,
+    ptr: Tensor | None,
+    device: torch.device,
+) -> PreparedBoxes:
+    if isinstance(boxes, PreparedBoxes):
+        if boxes.num_nodes != num_nodes:
+            raise ValueError(
+                f"the prepared boxes are for {boxes.num_nodes} nodes, got {num_nodes}"
+            )
+        if boxes.cells.device != device:
+            raise ValueError(
+                f"the prepared boxes are on {boxes.cells.device}, the input on {device}"
+            )
+        return boxes
+    if box_labels is None:
+        raise TypeError("'box_labels' must be a torch.Tensor, got NoneType")
+    if grid_size is None:
+        raise TypeError("'grid_size' is required with raw 'boxes'")
+    return prepare_boxes(num_nodes, boxes, box_labels, grid_size, box_batch, ptr, device)
+
+
+def _select_points(input: Tensor, pb: PreparedBoxes, variant: str) -> tuple[Tensor, Tensor]:
+    """The MP points of ``pb`` (no checks, no gradient, static shapes)."""
+    with torch.no_grad():
+        score = input.softmax(-1) if variant == "paper" else input
+        idx = pb.cells
+        s = score.detach()[idx, pb.labels.view(-1, 1, 1)]
+        s = s.masked_fill(~pb.valid, float("-inf"))
+        col_of_row = s.argmax(dim=2)  # [M, Hmax]
+        row_of_col = s.argmax(dim=1)  # [M, Wmax]
+        row_nodes = idx.gather(2, col_of_row.unsqueeze(2)).squeeze(2)
+        col_nodes = idx.gather(1, row_of_col.unsqueeze(1)).squeeze(1)
+        nodes = torch.cat([row_nodes.reshape(-1)[pb.row_pos], col_nodes.reshape(-1)[pb.col_pos]])
+    return nodes[pb.order], pb.owner
+
+
+def select_box_points(
+    input: Tensor,
+    boxes: Tensor | PreparedBoxes,
+    box_labels: Tensor | None = None,
+    grid_size: Sequence[int] | Tensor | None = None,
     box_batch: Tensor | None = None,
     ptr: Tensor | None = None,
     variant: str = "paper",
@@ -102,7 +221,9 @@ def select_box_points(
 
     Args:
         input: ``[N, K]`` node logits.
-        boxes: ``[M, 4]`` grid boxes; box_labels: ``[M]``; box_batch: ``[M]`` graph ids.
+        boxes: ``[M, 4]`` grid boxes, or :class:`PreparedBoxes` (:func:`prepare_boxes`;
+            then ``box_labels``, ``grid_size``, ``box_batch`` and ``ptr`` are not used).
+        box_labels: ``[M]``; box_batch: ``[M]`` graph ids.
         grid_size: ``(h, w)`` of every graph (``[B, 2]``, or one pair for all).
         ptr: ``[B + 1]`` node offsets of the graphs (default from ``grid_size``).
         variant: ``"paper"`` or ``"code"``.
@@ -112,46 +233,21 @@ def select_box_points(
     """
     check_tensor(input, "input", ndim=2, floating=True, finite=True)
     check_choice(variant, VARIANTS, "variant")
-    boxes, box_labels, box_batch, gs, ptr, _ = _grid_args(
-        input.size(0), boxes, box_labels, grid_size, box_batch, ptr, input.device
-    )
-    device = input.device
-    if boxes.size(0) == 0:
-        empty = torch.empty(0, dtype=torch.long, device=device)
+    pb = _as_prepared(input.size(0), boxes, box_labels, grid_size, box_batch, ptr, input.device)
+    if pb.num_boxes == 0:
+        empty = torch.empty(0, dtype=torch.long, device=input.device)
         return empty, empty
-    if box_labels.min() < 0 or box_labels.max() >= input.size(1):
+    if pb.max_label >= input.size(1):
         raise ValueError(f"'box_labels' must be in [0, {input.size(1) - 1}]")
-    with torch.no_grad():
-        score = input.softmax(-1) if variant == "paper" else input
-        idx, valid, hb, wb = _box_cells(boxes, box_batch, gs, ptr)
-        s = score.detach()[idx.to(device), box_labels.to(device).view(-1, 1, 1)]
-        s = s.masked_fill(~valid.to(device), float("-inf"))
-        col_of_row = s.argmax(dim=2)  # [M, Hmax]
-        row_of_col = s.argmax(dim=1)  # [M, Wmax]
-        idx = idx.to(device)
-        row_nodes = idx.gather(2, col_of_row.unsqueeze(2)).squeeze(2)
-        col_nodes = idx.gather(1, row_of_col.unsqueeze(1)).squeeze(1)
-        m = boxes.size(0)
-        row_valid = (torch.arange(idx.size(1), device=device).view(1, -1)
-                     < hb.to(device).view(-1, 1))
-        col_valid = (torch.arange(idx.size(2), device=device).view(1, -1)
-                     < wb.to(device).view(-1, 1))
-        box_id = torch.arange(m, device=device)
-        nodes = torch.cat([row_nodes[row_valid], col_nodes[col_valid]])
-        owner = torch.cat([
-            box_id.view(-1, 1).expand_as(row_nodes)[row_valid],
-            box_id.view(-1, 1).expand_as(col_nodes)[col_valid],
-        ])
-        order = torch.argsort(owner, stable=True)
-    return nodes[order], owner[order]
+    return _select_points(input, pb, variant)
 
 
 def multi_point_loss(
     input: Tensor,
     features: Tensor,
-    boxes: Tensor,
-    box_labels: Tensor,
-    grid_size: Sequence[int] | Tensor,
+    boxes: Tensor | PreparedBoxes,
+    box_labels: Tensor | None = None,
+    grid_size: Sequence[int] | Tensor | None = None,
     box_batch: Tensor | None = None,
     ptr: Tensor | None = None,
     variant: str = "paper",
@@ -193,16 +289,24 @@ def multi_point_loss(
             f"'features' has {features.size(0)} rows but 'input' has {input.size(0)}"
         )
     check_choice(reduction, REDUCTIONS, "reduction")
-    nodes, owner = select_box_points(input, boxes, box_labels, grid_size, box_batch, ptr, variant)
-    _, box_labels, box_batch, gs, ptr_, num_graphs = _grid_args(
-        input.size(0), boxes, box_labels, grid_size, box_batch, ptr, input.device
-    )
-    device = input.device
-    m = box_labels.numel()
-    box_labels, box_batch = box_labels.to(device), box_batch.to(device)
-    zero = input.new_zeros(num_graphs)
-    if nodes.numel() == 0:
-        return reduce_graphs(zero + 0 * input.sum() + 0 * features.sum(), reduction)
+    check_choice(variant, VARIANTS, "variant")
+    pb = _as_prepared(input.size(0), boxes, box_labels, grid_size, box_batch, ptr, input.device)
+    if pb.max_label >= input.size(1):
+        raise ValueError(f"'box_labels' must be in [0, {input.size(1) - 1}]")
+    return reduce_graphs(_multi_point_per_graph(input, features, pb, variant, eps), reduction)
+
+
+def _multi_point_per_graph(
+    input: Tensor, features: Tensor, pb: PreparedBoxes, variant: str, eps: float
+) -> Tensor:
+    """Per-graph MP loss ``[num_graphs]`` (the kernel of :func:`multi_point_loss`: no checks,
+    static shapes)."""
+    zero = input.new_zeros(pb.num_graphs)
+    m = pb.num_boxes
+    if m == 0 or pb.owner.numel() == 0:
+        return zero + 0 * input.sum() + 0 * features.sum()
+    nodes, owner = _select_points(input, pb, variant)
+    box_labels, box_batch = pb.labels, pb.box_batch
     ce = F.cross_entropy(input[nodes], box_labels[owner], reduction="none")
     graph_of_point = box_batch[owner]
     ce_sum = zero.index_add(0, graph_of_point, ce)
@@ -221,18 +325,17 @@ def multi_point_loss(
         pairs = cnt * (cnt - 1)
     pair_total = zero.index_add(0, box_batch, pair_sum.to(zero.dtype))
     n_f = zero.index_add(0, box_batch, pairs.to(zero.dtype))
-    per_graph = ce_sum / n_p.clamp(min=1) + pair_total / n_f.clamp(min=1)
-    return reduce_graphs(per_graph, reduction)
+    return ce_sum / n_p.clamp(min=1) + pair_total / n_f.clamp(min=1)
 
 
 def consistency_check(
     features: Tensor,
     labels: Tensor,
-    boxes: Tensor,
-    box_labels: Tensor,
+    boxes: Tensor | PreparedBoxes,
+    box_labels: Tensor | None,
     points: Tensor,
     point_box: Tensor,
-    grid_size: Sequence[int] | Tensor,
+    grid_size: Sequence[int] | Tensor | None,
     box_batch: Tensor | None = None,
     ptr: Tensor | None = None,
     threshold: float = 0.0,
@@ -275,15 +378,28 @@ def consistency_check(
     check_tensor(point_box, "point_box", ndim=1, floating=False)
     if points.numel() != point_box.numel():
         raise ValueError("'points' and 'point_box' must have the same length")
-    boxes, box_labels, box_batch, gs, ptr_, _ = _grid_args(
-        n, boxes, box_labels, grid_size, box_batch, ptr, features.device
-    )
-    # the boxes are read on the host anyway: the index ranges are always checked
-    check_index(points, "points", n, what="node indices", always=True)
-    check_index(point_box, "point_box", boxes.size(0), what="box indices", always=True)
+    prepared = isinstance(boxes, PreparedBoxes)
+    pb = _as_prepared(n, boxes, box_labels, grid_size, box_batch, ptr, features.device)
+    # raw boxes are read on the host anyway: the index ranges are then always checked;
+    # prepared boxes (training loops) follow the validation level
+    check_index(points, "points", n, what="node indices", always=not prepared)
+    check_index(point_box, "point_box", pb.num_boxes, what="box indices", always=not prepared)
+    return _consistency(features, labels, pb, points, point_box, threshold, ignore_index)
+
+
+def _consistency(
+    features: Tensor,
+    labels: Tensor,
+    pb: PreparedBoxes,
+    points: Tensor,
+    point_box: Tensor,
+    threshold: float,
+    ignore_index: int,
+) -> Tensor:
+    """The kernel of :func:`consistency_check` (no checks, static shapes)."""
     device = features.device
     out = labels.clone()
-    m = boxes.size(0)
+    m = pb.num_boxes
     if m == 0 or points.numel() == 0:
         return out
     with torch.no_grad():
@@ -292,11 +408,14 @@ def consistency_check(
         ones = torch.ones(points.numel(), dtype=h.dtype, device=device)
         cnt = h.new_zeros(m).index_add(0, point_box.to(device), ones)
         proto = proto / cnt.clamp(min=1).unsqueeze(1)
-        idx, valid, _, _ = _box_cells(boxes, box_batch, gs, ptr_)
-        idx, valid = idx.to(device), valid.to(device)
-        lab = box_labels.to(device).view(-1, 1, 1)
+        idx, valid = pb.cells, pb.valid
+        lab = pb.labels.view(-1, 1, 1)
         cos = F.cosine_similarity(h[idx], proto.view(m, 1, 1, -1), dim=-1)
         reject = valid & (labels.to(device)[idx] == lab) & (cos < threshold)
         reject = reject & (cnt.view(-1, 1, 1) > 0)
-        out[idx[reject]] = ignore_index
+        # a node in several boxes is removed if any rejects it (scatter: no boolean index)
+        hits = torch.zeros(out.numel(), dtype=torch.long, device=device).index_add_(
+            0, idx.reshape(-1), reject.reshape(-1).long()
+        )
+        out = torch.where(hits.to(out.device) > 0, torch.full_like(out, ignore_index), out)
     return out

@@ -8,7 +8,6 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 from torch_geometric.typing import Adj, OptTensor
-from torch_geometric.utils import to_dense_batch
 
 from ..._checks import check_batch, check_fraction, check_positive, check_tensor, value_checks
 from ..conv.affinity_attention import AffinityAttentionConv
@@ -102,14 +101,31 @@ class A2GNN(nn.Module):
                 nn.init.xavier_uniform_(w_out, generator=g)
                 self.lin_out[b].copy_(w_out.t())
 
-    def _linear(self, x: Tensor, weight: Tensor, batch: OptTensor) -> Tensor:
+    def _linear(self, x: Tensor, weight: Tensor, batch: OptTensor,
+                max_num_nodes: Optional[int] = None) -> Tensor:
         if self.num_graphs == 1:
             return x @ weight[0]
         if batch is None:
             raise ValueError("'batch' is required when num_graphs > 1")
-        # per-graph weights: pad to [B, N_max, C], one batched matmul, unpad
-        dense, mask = to_dense_batch(x, batch, batch_size=self.num_graphs)
-        return torch.bmm(dense, weight)[mask]
+        # per-graph weights: pad to [B, N_max, C], one batched matmul, unpad (the layout of
+        # to_dense_batch, built with static shapes: no boolean mask, no host sync once
+        # ``max_num_nodes`` is known)
+        flat, m = self._dense_layout(batch, max_num_nodes)
+        b, c = self.num_graphs, x.size(1)
+        dense = x.new_zeros(b * m, c).index_copy(0, flat, x).view(b, m, c)
+        out = torch.bmm(dense, weight)
+        return out.reshape(b * m, -1).index_select(0, flat)
+
+    def _dense_layout(self, batch: Tensor, max_num_nodes: Optional[int]) -> tuple[Tensor, int]:
+        """Row of every node in the padded ``[B * N_max]`` layout (``batch`` sorted)."""
+        b = self.num_graphs
+        ones = torch.ones_like(batch)
+        counts = torch.zeros(b, dtype=batch.dtype, device=batch.device).index_add_(0, batch, ones)
+        if max_num_nodes is None:  # eager convenience: one host read
+            max_num_nodes = int(counts.max()) if batch.numel() else 0
+        ptr = counts.cumsum(0) - counts
+        local = torch.arange(batch.numel(), device=batch.device) - ptr[batch]
+        return batch * max_num_nodes + local, int(max_num_nodes)
 
     def forward(
         self,
@@ -118,6 +134,7 @@ class A2GNN(nn.Module):
         edge_weight: OptTensor = None,
         batch: OptTensor = None,
         dropout_mask: OptTensor = None,
+        max_num_nodes: Optional[int] = None,
     ) -> tuple[Tensor, Tensor]:
         """Returns ``(logits, features)``.
 
@@ -128,6 +145,9 @@ class A2GNN(nn.Module):
             batch: ``[N]`` sorted graph index (required with ``num_graphs > 1``).
             dropout_mask: Optional ``[N, hidden]`` pre-drawn, pre-scaled dropout mask
                 (per-image seeded dropout); otherwise :func:`F.dropout` in training.
+            max_num_nodes: Nodes of the largest graph (``num_graphs > 1``); computed from
+                ``batch`` (a host read) when omitted. Pass it in training loops and under
+                :func:`torch.compile` (no data-dependent shape then).
         """
         check_tensor(x, "x", ndim=2, floating=True)
         if x.size(1) != self.in_channels:
@@ -140,7 +160,9 @@ class A2GNN(nn.Module):
                 and bool((batch[1:] < batch[:-1]).any())
             ):
                 raise ValueError("'batch' must be sorted (PyG Batch order)")
-        h = F.relu(self._linear(x, self.lin_in, batch))
+        if batch is not None and self.num_graphs > 1 and max_num_nodes is None:
+            max_num_nodes = self._dense_layout(batch, None)[1]
+        h = F.relu(self._linear(x, self.lin_in, batch, max_num_nodes))
         if self.training and self.dropout > 0:
             if dropout_mask is not None:
                 if dropout_mask.shape != h.shape:
@@ -153,7 +175,7 @@ class A2GNN(nn.Module):
                 h = F.dropout(h, p=self.dropout, training=True)
         for conv in self.convs:
             h = conv(h, edge_index, edge_weight, batch=batch)
-        return self._linear(h, self.lin_out, batch), h
+        return self._linear(h, self.lin_out, batch, max_num_nodes), h
 
     def __repr__(self) -> str:
         return (
@@ -172,15 +194,18 @@ def dropout_masks(
     dtype: torch.dtype = torch.float32,
 ) -> Tensor:
     """Per-graph seeded inverted-dropout masks (``[sum(num_nodes), channels]``, values 0 or
-    ``1 / (1 - p)``), drawn on the CPU from one generator per graph so that a graph gets the
-    same mask whether it is trained alone or in a batch."""
+    ``1 / (1 - p)``), drawn from one generator per graph so that a graph gets the same mask
+    whether it is trained alone or in a batch. Each part is drawn on its generator's device
+    (pass ``torch.Generator(device=...)`` to draw on the GPU: no host-device copy per step);
+    the result is moved to ``device`` (default: the generators' device)."""
     check_fraction(p, "p")
     if len(num_nodes) != len(generators):
         raise ValueError("one generator per graph is required")
     parts = []
     for n, g in zip(num_nodes, generators):
-        keep = torch.rand(int(n), channels, generator=g) >= p
+        keep = torch.rand(int(n), channels, generator=g, device=g.device) >= p
         parts.append(keep.to(dtype) / max(1.0 - p, 1e-12))
     if not parts:
         return torch.empty(0, channels, dtype=dtype, device=device)
-    return torch.cat(parts).to(device)
+    out = torch.cat(parts)
+    return out if device is None else out.to(device)
