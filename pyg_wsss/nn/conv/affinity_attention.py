@@ -7,13 +7,27 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 from torch.nn import Parameter
+from torch_geometric import EdgeIndex
 from torch_geometric.nn.conv import MessagePassing
-from torch_geometric.typing import Adj, OptTensor, SparseTensor
+from torch_geometric.typing import (
+    WITH_TORCH_SPARSE,
+    Adj,
+    OptTensor,
+    PairTensor,
+    Size,
+    SparseTensor,
+)
 from torch_geometric.utils import add_self_loops as _add_self_loops
-from torch_geometric.utils import is_torch_sparse_tensor, softmax, to_edge_index
+from torch_geometric.utils import (
+    is_torch_sparse_tensor,
+    remove_self_loops,
+    softmax,
+    to_edge_index,
+)
 
 from ..._checks import (
     check_batch,
+    value_checks,
     check_choice,
     check_edge_index,
     check_finite,
@@ -27,23 +41,68 @@ NEGATIVE_COSINE = ("indicator", "mask", "none")
 
 
 class _EdgeDot(torch.autograd.Function):
-    """Per-edge dot product ``<xn[dst], xn[src]>`` (the SDDMM of the cosines) that keeps only
-    ``xn`` and the indices for the backward pass (recomputing the two ``[E, F]`` gathers),
-    so autograd stores O(N F + E) instead of O(E F)."""
+    """Per-edge dot product ``<xn_dst[dst], xn_src[src]>`` (the SDDMM of the cosines) that
+    keeps only the node features and the indices for the backward pass (recomputing the two
+    ``[E, F]`` gathers), so autograd stores O(N F + E) instead of O(E F). ``xn_src`` and
+    ``xn_dst`` are the same tensor on one node set (then one gradient buffer is used)."""
 
     @staticmethod
-    def forward(ctx, xn: Tensor, src: Tensor, dst: Tensor) -> Tensor:
-        ctx.save_for_backward(xn, src, dst)
-        return (xn.index_select(0, dst) * xn.index_select(0, src)).sum(-1)
+    def forward(ctx, xn_src: Tensor, xn_dst: Tensor, src: Tensor, dst: Tensor) -> Tensor:
+        ctx.shared = xn_src is xn_dst
+        ctx.save_for_backward(xn_src, xn_dst, src, dst)
+        return (xn_dst.index_select(0, dst) * xn_src.index_select(0, src)).sum(-1)
 
     @staticmethod
     def backward(ctx, grad: Tensor):
-        xn, src, dst = ctx.saved_tensors
+        xn_src, xn_dst, src, dst = ctx.saved_tensors
         g = grad.unsqueeze(-1)
-        out = torch.zeros_like(xn)
-        out.index_add_(0, dst, g * xn.index_select(0, src))
-        out.index_add_(0, src, g * xn.index_select(0, dst))
-        return out, None, None
+        if ctx.shared:  # one buffer: autograd adds the (None) second gradient to nothing
+            out = torch.zeros_like(xn_src)
+            out.index_add_(0, dst, g * xn_src.index_select(0, src))
+            out.index_add_(0, src, g * xn_dst.index_select(0, dst))
+            return out, None, None, None
+        g_src = torch.zeros_like(xn_src).index_add_(0, src, g * xn_dst.index_select(0, dst))
+        g_dst = torch.zeros_like(xn_dst).index_add_(0, dst, g * xn_src.index_select(0, src))
+        return g_src, g_dst, None, None
+
+
+def _split_x(x: Union[Tensor, PairTensor], size: Size) -> Tuple[Tensor, Tensor]:
+    """``(x_src, x_dst)`` of a node feature matrix or a bipartite pair (PyG's convention:
+    with a single ``x`` and ``size=(N, M)`` the targets are the first ``M`` nodes)."""
+    if isinstance(x, (tuple, list)):
+        if len(x) != 2 or not all(isinstance(t, Tensor) for t in x):
+            raise TypeError(
+                "'x' must be a Tensor or a pair (x_src, x_dst) of Tensors (the cosine needs "
+                "the target features too)"
+            )
+        x_src, x_dst = x
+        check_tensor(x_src, "x[0]", ndim=2, floating=True)
+        check_tensor(x_dst, "x[1]", ndim=2, floating=True)
+        if x_src.size(1) != x_dst.size(1) or x_src.dtype != x_dst.dtype:
+            raise ValueError(
+                f"'x' = (x_src, x_dst) need equal widths and dtypes, got "
+                f"{tuple(x_src.shape)} {x_src.dtype} and {tuple(x_dst.shape)} {x_dst.dtype}"
+            )
+    else:
+        check_tensor(x, "x", ndim=2, floating=True)
+        x_src = x_dst = x
+        if size is not None and size[1] is not None and int(size[1]) != x.size(0):
+            if not 0 <= int(size[1]) <= x.size(0):
+                raise ValueError(
+                    f"'size' {tuple(size)}: with one 'x' the targets are its first size[1] "
+                    f"nodes, so size[1] must be <= {x.size(0)}"
+                )
+            x_dst = x[: int(size[1])]
+    if size is not None:
+        if len(size) != 2:
+            raise ValueError(f"'size' must be (num_src, num_dst), got {size!r}")
+        for k, (given, have) in enumerate(zip(size, (x_src.size(0), x_dst.size(0)))):
+            if given is not None and int(given) != have:
+                raise ValueError(
+                    f"'size' {tuple(size)} does not match the {have} "
+                    f"{'source' if k == 0 else 'target'} nodes of 'x'"
+                )
+    return x_src, x_dst
 
 
 class AffinityAttentionConv(MessagePassing):
@@ -178,33 +237,40 @@ class AffinityAttentionConv(MessagePassing):
 
     def forward(
         self,
-        x: Tensor,
+        x: Union[Tensor, PairTensor],
         edge_index: Adj,
         edge_weight: OptTensor = None,
         batch: OptTensor = None,
         return_attention_weights: Optional[bool] = None,
+        size: Size = None,
     ) -> Union[Tensor, Tuple[Tensor, Tuple[Tensor, Tensor]], Tuple[Tensor, SparseTensor]]:
         r"""Runs the forward pass of the module.
 
         Args:
-            x (torch.Tensor): Node features :math:`(N, F)`.
+            x (torch.Tensor or (torch.Tensor, torch.Tensor)): Node features :math:`(N, F)`,
+                or a bipartite pair ``(x_src, x_dst)`` of :math:`(N_s, F)` and
+                :math:`(N_t, F)` (the cosine compares a target with its sources).
             edge_index (torch.Tensor or SparseTensor): ``[2, E]`` (int64/int32,
                 :class:`~torch_geometric.EdgeIndex`; row 0 = source :math:`j`, row 1 =
-                target :math:`i`), or a ``torch.sparse`` / ``SparseTensor`` adjacency
-                ``adj_t[i, j]`` whose values are :math:`E_{i,j}`.
+                target :math:`i`), or a ``torch.sparse`` (COO/CSR) / ``SparseTensor``
+                adjacency ``adj_t[i, j]`` of shape :math:`(N_t, N_s)` whose values are
+                :math:`E_{i,j}`.
             edge_weight (torch.Tensor, optional): :math:`E_{i,j}` per edge, ``[E]``.
-            batch (torch.Tensor, optional): Graph of each node in ``[0, num_graphs)``
-                (``num_graphs > 1``; any order). Its length is always checked, its range
-                (like the ``edge_index`` range and NaN/Inf in ``x`` / ``edge_weight``)
-                under the validation level of :mod:`pyg_wsss._checks`.
+            batch (torch.Tensor, optional): Graph of each (target) node in
+                ``[0, num_graphs)`` (``num_graphs > 1``; any order). Its length is always
+                checked, its range (like the ``edge_index`` range and NaN/Inf in ``x`` /
+                ``edge_weight``) under the validation level of :mod:`pyg_wsss._checks`.
             return_attention_weights (bool, optional): If set, also return
                 ``(edge_index, attention)`` (the sparse layout for sparse input).
+            size ((int, int), optional): ``(N_s, N_t)``; with a single ``x`` the targets are
+                its first :math:`N_t` nodes (PyG's convention for sampled subgraphs).
         """
-        check_tensor(x, "x", ndim=2, floating=True)
-        num_nodes = x.size(0)
+        x_src, x_dst = _split_x(x, size)
+        num_src, num_dst = x_src.size(0), x_dst.size(0)
+        square = x_src is x_dst
         layout: Optional[str] = None
         sparse_size: Optional[Tuple[int, int]] = None
-        if isinstance(edge_index, SparseTensor):
+        if WITH_TORCH_SPARSE and isinstance(edge_index, SparseTensor):
             row, col, value = edge_index.coo()
             sparse_size = (edge_index.size(0), edge_index.size(1))
             if edge_weight is None and value is not None:
@@ -218,23 +284,37 @@ class AffinityAttentionConv(MessagePassing):
             if edge_weight is None:
                 edge_weight = value
             edge_index = indices.flip(0)
+        elif isinstance(edge_index, EdgeIndex):
+            edge_index = edge_index.as_tensor()
         elif not isinstance(edge_index, Tensor):
             raise TypeError(
                 f"'edge_index' must be a Tensor or SparseTensor, got {type(edge_index)}"
+            )
+        if sparse_size is not None and sparse_size != (num_dst, num_src):
+            raise ValueError(
+                f"the sparse adjacency adj_t must be [num_dst, num_src] = [{num_dst}, "
+                f"{num_src}], got {list(sparse_size)}"
             )
         if edge_index.dim() != 2 or edge_index.size(0) != 2:
             raise ValueError(f"'edge_index' must have shape [2, E], got {tuple(edge_index.shape)}")
         if edge_index.dtype not in (torch.int64, torch.int32):
             raise TypeError(f"'edge_index' must be int64 or int32, got {edge_index.dtype}")
-        check_edge_index(edge_index, num_nodes)  # index range: a value check
-        check_finite(x, "x")
+        check_edge_index(edge_index, max(num_src, num_dst))  # index range: a value check
+        if num_src != num_dst and edge_index.numel() and value_checks(edge_index):
+            if int(edge_index[0].max()) >= num_src or int(edge_index[1].max()) >= num_dst:
+                raise ValueError(
+                    f"'edge_index' has sources >= {num_src} or targets >= {num_dst}"
+                )
+        check_finite(x_src, "x")
+        if not square:
+            check_finite(x_dst, "x")
         user_edge_index = edge_index  # the CSR cache is keyed on the caller's tensor
         if edge_index.dtype != torch.long:
             edge_index = edge_index.long()
 
         num_edges = edge_index.size(1)
         if edge_weight is None:
-            edge_weight = x.new_ones(num_edges)
+            edge_weight = x_src.new_ones(num_edges)
         else:
             check_tensor(edge_weight, "edge_weight", floating=True)
             if edge_weight.numel() != num_edges:
@@ -242,49 +322,74 @@ class AffinityAttentionConv(MessagePassing):
                     f"'edge_weight' has {edge_weight.numel()} entries for {num_edges} edges"
                 )
             check_finite(edge_weight, "edge_weight")
-            edge_weight = edge_weight.view(-1).to(x.dtype)
+            edge_weight = edge_weight.view(-1).to(x_src.dtype)
         if batch is not None:  # checked also when unused (num_graphs = 1: all zeros)
-            batch, _ = check_batch(batch, num_nodes, self.num_graphs, device=x.device)
+            batch, _ = check_batch(batch, num_dst, self.num_graphs, device=x_src.device)
         if self.num_graphs > 1:
             if batch is None:
                 raise ValueError("'batch' is required when num_graphs > 1")
             w = self.w[batch]
         else:
-            w = self.w.expand(num_nodes)
+            w = self.w.expand(num_dst)
 
+        fused = self._use_fused()
         if self.add_self_loops:
-            loop_mask = edge_index[0] == edge_index[1]
-            edge_index, _ = _add_self_loops(edge_index, num_nodes=num_nodes)
+            # one loop per node (min(N_s, N_t) on bipartite input, as GATConv)
+            num_loops = min(num_src, num_dst)
+            if self._explaining():
+                # PyG's explain hooks mask E - L + N messages (GATConv's layout): drop the
+                # existing loops instead of masking them (a data-dependent shape, but
+                # explainers run eagerly)
+                edge_index, edge_weight = remove_self_loops(edge_index, edge_weight)
+                keep = torch.ones(edge_index.size(1) + num_loops, dtype=torch.bool,
+                                  device=x_src.device)
+            else:
+                loop_mask = edge_index[0] == edge_index[1]
+                keep = torch.cat([~loop_mask, loop_mask.new_ones(num_loops)])
+            edge_index, _ = _add_self_loops(edge_index, num_nodes=(num_src, num_dst))
             edge_weight = torch.cat(
-                [edge_weight, edge_weight.new_full((num_nodes,), self.self_loop_weight)]
+                [edge_weight, edge_weight.new_full((num_loops,), self.self_loop_weight)]
             )
-            keep = torch.cat([~loop_mask, loop_mask.new_ones(num_nodes)])
         else:
-            keep = torch.ones(num_edges, dtype=torch.bool, device=x.device)
+            keep = torch.ones(num_edges, dtype=torch.bool, device=x_src.device)
 
-        if self._use_fused():
+        if fused:
             # SDDMM + segment softmax + SpMM over a cached CSR (pyg_wsss.ops): no [E, F]
             # tensor in forward or backward. Same edge order as above (loops appended).
-            csr = to_csr(user_edge_index, num_nodes, self_loops=self.add_self_loops)
+            if num_src == num_dst:
+                csr = to_csr(user_edge_index, num_src, self_loops=self.add_self_loops)
+            elif self.add_self_loops:
+                csr = to_csr(edge_index, (num_src, num_dst), cache=False)
+            else:
+                csr = to_csr(user_edge_index, (num_src, num_dst))
             temperature = self.w[batch] if self.num_graphs > 1 else self.w.reshape(())
+            qk = {} if square else dict(query=x_dst, key=x_src, num_nodes=num_dst)
             out, alpha = edge_attention(
-                x, csr, score="cosine", temperature=temperature, edge_weight=edge_weight,
+                x_src, csr, score="cosine", temperature=temperature, edge_weight=edge_weight,
                 edge_scale=self.beta, negative=self.negative_cosine, edge_mask=keep,
-                eps=self.eps, return_attention_weights=True,
+                eps=self.eps, return_attention_weights=True, **qk,
             )
         else:
             # half / bfloat16 are computed in float32 (as the fused kernel does): the norm of
             # 1e4-sized features and F.normalize's eps would overflow / round to 0 in fp16
-            xw = x.float() if x.dtype in (torch.float16, torch.bfloat16) else x
-            x_norm = F.normalize(xw, p=2.0, dim=-1, eps=self.eps)
-            # edge_updater_type: (x_norm: Tensor, w: Tensor, edge_weight: Tensor, keep: Tensor)
+            low = x_src.dtype in (torch.float16, torch.bfloat16)
+            xw_src = x_src.float() if low else x_src
+            xn_src = F.normalize(xw_src, p=2.0, dim=-1, eps=self.eps)
+            if square:
+                xn_dst = xn_src
+            else:
+                xn_dst = F.normalize(x_dst.float() if low else x_dst, p=2.0, dim=-1,
+                                     eps=self.eps)
+            # edge_updater_type: (xn_src: Tensor, xn_dst: Tensor, w: Tensor,
+            #                     edge_weight: Tensor, keep: Tensor)
             alpha = self.edge_updater(
-                edge_index, x_norm=x_norm, w=w.to(xw.dtype), edge_weight=edge_weight.to(xw.dtype),
-                keep=keep, size=(num_nodes, num_nodes),
+                edge_index, xn_src=xn_src, xn_dst=xn_dst, w=w.to(xw_src.dtype),
+                edge_weight=edge_weight.to(xw_src.dtype), keep=keep,
+                size=(num_src, num_dst),
             )
             # propagate_type: (x: Tensor, alpha: Tensor)
-            out = self.propagate(edge_index, x=xw, alpha=alpha, size=(num_nodes, num_nodes))
-            out = out.to(x.dtype)
+            out = self.propagate(edge_index, x=xw_src, alpha=alpha, size=(num_src, num_dst))
+            out = out.to(x_src.dtype)
 
         if return_attention_weights:
             if layout == "torch_sparse":
@@ -303,16 +408,30 @@ class AffinityAttentionConv(MessagePassing):
             return out, (edge_index, alpha)
         return out
 
+    def _explaining(self) -> bool:
+        # set by torch_geometric.explain (set_masks): messages are multiplied by an edge mask
+        return self._explain is True or self._edge_mask is not None
+
     def _use_fused(self) -> bool:
-        # The fused kernel has no attention dropout and is opaque to torch.compile: the
-        # gather/scatter path (the reference) serves those cases.
+        # The fused kernel has no attention dropout, no per-message hooks and is opaque to
+        # torch.compile: the gather/scatter path (the reference, through ``propagate``)
+        # serves those cases, and PyG's explainers (edge masks on the messages, attention
+        # read from ``message(x_j, alpha)`` by hooks).
         if not self.fused or (self.training and self.dropout > 0):
+            return False
+        if self._explaining():
+            return False
+        if (self._propagate_forward_pre_hooks or self._propagate_forward_hooks
+                or self._message_forward_pre_hooks or self._message_forward_hooks
+                or self._aggregate_forward_pre_hooks or self._aggregate_forward_hooks
+                or self._edge_update_forward_pre_hooks or self._edge_update_forward_hooks):
             return False
         return not torch.compiler.is_compiling()
 
     def edge_update(
         self,
-        x_norm: Tensor,
+        xn_src: Tensor,
+        xn_dst: Tensor,
         edge_index_i: Tensor,
         edge_index_j: Tensor,
         w_i: Tensor,
@@ -322,7 +441,7 @@ class AffinityAttentionConv(MessagePassing):
         ptr: OptTensor,
         dim_size: Optional[int],
     ) -> Tensor:
-        cos = _EdgeDot.apply(x_norm, edge_index_j, edge_index_i)
+        cos = _EdgeDot.apply(xn_src, xn_dst, edge_index_j, edge_index_i)
         edge_term = self.beta * edge_weight
         if self.negative_cosine == "indicator":
             edge_term = edge_term * (cos > 0).to(cos.dtype)

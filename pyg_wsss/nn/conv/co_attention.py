@@ -7,8 +7,9 @@ from typing import Optional, Union
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from torch_geometric import EdgeIndex
 from torch_geometric.nn.conv import MessagePassing
-from torch_geometric.typing import Adj
+from torch_geometric.typing import WITH_TORCH_SPARSE, Adj, PairTensor, Size, SparseTensor
 from torch_geometric.utils import is_torch_sparse_tensor
 
 from ..._checks import check_choice, check_edge_index, check_positive, check_tensor
@@ -227,63 +228,129 @@ class CoAttentionConv(MessagePassing):
 
     def forward(
         self,
-        x: Tensor,
+        x: Union[Tensor, PairTensor],
         edge_index: Adj,
         return_attention_weights: Optional[bool] = None,
+        size: Size = None,
     ) -> Union[Tensor, tuple[Tensor, tuple[Adj, Tensor]]]:
         r"""Runs the forward pass.
 
         Args:
-            x: Node feature maps ``[N, C, H, W]``.
-            edge_index: ``[2, E]`` edges (source j, target i) or a ``torch.sparse``
-                adjacency ``adj_t``.
+            x: Node feature maps ``[N, C, H, W]``, or a bipartite pair ``(x_src, x_dst)``
+                of ``[N_s, C, H_s, W_s]`` senders and ``[N_t, C, H_t, W_t]`` receivers
+                (the sizes may differ; ``self_attention`` must then be off: there are no
+                self-loops between two node sets).
+            edge_index: ``[2, E]`` edges (source j, target i; int64/int32 or
+                :class:`~torch_geometric.EdgeIndex`), a ``torch.sparse`` (COO/CSR) or
+                ``SparseTensor`` adjacency ``adj_t`` of shape ``[N_t, N_s]`` (its values
+                are ignored: the layer has no edge weights).
             return_attention_weights: Also return ``(edge_index, alpha)`` with the
-                ``[E, HW, HW]`` attention matrices (materialised only on request; for
+                ``[E, HW_t, HW_s]`` attention matrices (materialised only on request; for
                 self-attention self-loops, the G 6 matrix).
+            size: ``(N_s, N_t)``; with a single ``x`` the receivers are its first ``N_t``
+                nodes (PyG's convention for sampled subgraphs).
         """
-        check_tensor(x, "x", ndim=4, floating=True, finite=True)
-        if x.size(1) != self.channels:
-            raise ValueError(f"'x' must have {self.channels} channels, got shape {tuple(x.shape)}")
-        if isinstance(edge_index, Tensor) and not is_torch_sparse_tensor(edge_index):
+        if isinstance(x, (tuple, list)):
+            if len(x) != 2 or not all(isinstance(t, Tensor) for t in x):
+                raise TypeError("'x' must be a Tensor or a pair (x_src, x_dst) of Tensors")
+            if self.self_attention:
+                raise ValueError(
+                    "self_attention=True (G 6) needs one node set: its self-loop messages "
+                    "are undefined on bipartite input (x_src, x_dst); use "
+                    "self_attention=False (e.g. variant='code') for bipartite graphs and "
+                    "torch_geometric.nn.to_hetero over several node types"
+                )
+            x_src, x_dst = x
+        else:
+            x_src = x_dst = x
+        for name, t in (("x", x_src), ("x", x_dst)):
+            check_tensor(t, name, ndim=4, floating=True, finite=True)
+            if t.size(1) != self.channels:
+                raise ValueError(
+                    f"'x' must have {self.channels} channels, got shape {tuple(t.shape)}"
+                )
+        if x_src.dtype != x_dst.dtype:
+            raise ValueError(f"'x' pair dtypes differ: {x_src.dtype} and {x_dst.dtype}")
+        bipartite = x_src is not x_dst
+        num_dst = x_dst.size(0)
+        if size is not None:
+            if len(size) != 2:
+                raise ValueError(f"'size' must be (num_src, num_dst), got {size!r}")
+            if size[0] is not None and int(size[0]) != x_src.size(0):
+                raise ValueError(f"'size' {tuple(size)} does not match {x_src.size(0)} sources")
+            if size[1] is not None:
+                if not 0 <= int(size[1]) <= num_dst or (bipartite and int(size[1]) != num_dst):
+                    raise ValueError(
+                        f"'size' {tuple(size)} does not match {num_dst} targets (with one "
+                        "'x' the targets are its first size[1] nodes)"
+                    )
+                num_dst = int(size[1])
+        num_src = x_src.size(0)
+        if isinstance(edge_index, EdgeIndex):
+            edge_index = edge_index.as_tensor()
+        if is_torch_sparse_tensor(edge_index) or (
+            WITH_TORCH_SPARSE and isinstance(edge_index, SparseTensor)
+        ):
+            if (edge_index.size(0), edge_index.size(1)) != (num_dst, num_src):
+                raise ValueError(
+                    f"the sparse adjacency adj_t must be [num_dst, num_src] = [{num_dst}, "
+                    f"{num_src}], got {[edge_index.size(0), edge_index.size(1)]}"
+                )
+        elif isinstance(edge_index, Tensor):
             check_tensor(edge_index, "edge_index", ndim=2, floating=False)
             if edge_index.size(0) != 2:
                 raise ValueError(
                     f"'edge_index' must have shape [2, E], got {tuple(edge_index.shape)}"
                 )
-            check_edge_index(edge_index, x.size(0))
+            check_edge_index(edge_index, max(num_src, num_dst))
             if edge_index.dtype == torch.int32:  # PyG's scatter needs int64 indices
                 edge_index = edge_index.long()
-        n, c, h, w = x.shape
-        tok = self._tokens(x).contiguous()  # [N, HW, C]; contiguous for fast gathers
-        # all 1x1 projections as one matmul over pixel tokens
-        convs = [self.lin_p, self.lin_q]
-        if self.self_attention:
-            convs += [self.phi_f, self.phi_g, self.phi_h]
-        weight = torch.cat([m.weight.flatten(1) for m in convs], dim=0)
-        bias = torch.cat([m.bias for m in convs]) if self.bias else None
-        proj = F.linear(tok, weight, bias)
-        ck = self.key_channels
-        if self.self_attention:
-            q, k, sq, sk, sv = proj.split([ck, ck, ck, ck, c], dim=-1)
         else:
-            q, k = proj.split([ck, ck], dim=-1)
-            sq = sk = sv = None  # not needed: no gathers of unused tensors
+            raise TypeError(
+                f"'edge_index' must be a Tensor or SparseTensor, got {type(edge_index)}"
+            )
+        c = self.channels
+        hw_src = x_src.size(2) * x_src.size(3)
+        hw_dst = x_dst.size(2) * x_dst.size(3)
+        ck = self.key_channels
+        tok = self._tokens(x_src).contiguous()  # [N, HW, C]; contiguous for fast gathers
+        if not bipartite:
+            # all 1x1 projections as one matmul over pixel tokens
+            convs = [self.lin_p, self.lin_q]
+            if self.self_attention:
+                convs += [self.phi_f, self.phi_g, self.phi_h]
+            weight = torch.cat([m.weight.flatten(1) for m in convs], dim=0)
+            bias = torch.cat([m.bias for m in convs]) if self.bias else None
+            proj = F.linear(tok, weight, bias)
+            if self.self_attention:
+                q, k, sq, sk, sv = proj.split([ck, ck, ck, ck, c], dim=-1)
+                sq = sq[:num_dst]
+            else:
+                q, k = proj.split([ck, ck], dim=-1)
+                sq = sk = sv = None  # not needed: no gathers of unused tensors
+            q = q[:num_dst]
+        else:
+            tok_dst = self._tokens(x_dst)
+            q = F.linear(tok_dst, self.lin_p.weight.flatten(1), self.lin_p.bias)
+            k = F.linear(tok, self.lin_q.weight.flatten(1), self.lin_q.bias)
+            sq = sk = sv = None
         self._return_alpha = bool(return_attention_weights)
         try:
             # node tensors go to propagate flattened to [N, HW * C'] (fast row gathers)
             flat = [
-                None if t is None else t.reshape(n, t.size(1) * t.size(2))
+                None if t is None else t.reshape(t.size(0), t.size(1) * t.size(2))
                 for t in (tok, q, k, sq, sk, sv)
             ]
             out = self.propagate(
                 edge_index, x=flat[0], q=flat[1], k=flat[2], sq=flat[3], sk=flat[4],
-                sv=flat[5], hw=h * w, size=(n, n),
+                sv=flat[5], hw_src=hw_src, hw_dst=hw_dst, size=(num_src, num_dst),
             )
             alpha = self._alpha
         finally:
             self._return_alpha = False
             self._alpha = None
-        out = out.view(n, h * w, c).transpose(1, 2).reshape(n, c, h, w)
+        out = out.view(num_dst, hw_dst, c).transpose(1, 2)
+        out = out.reshape(num_dst, c, x_dst.size(2), x_dst.size(3))
         if return_attention_weights:
             assert alpha is not None
             return out, (edge_index, alpha)
@@ -299,16 +366,20 @@ class CoAttentionConv(MessagePassing):
         sv_j: Optional[Tensor],
         edge_index_i: Tensor,
         edge_index_j: Tensor,
-        hw: int,
+        hw_src: int,
+        hw_dst: int,
     ) -> Tensor:
         e = x_j.size(0)
-        x_j, q_i, k_j = (t.view(e, hw, t.size(-1) // max(hw, 1)) for t in (x_j, q_i, k_j))
+
+        def split(t: Tensor, hw: int) -> Tensor:  # [E, HW * C'] -> [E, HW, C']
+            return t.view(e, hw, t.size(-1) // max(hw, 1))
+
+        x_j, q_i, k_j = split(x_j, hw_src), split(q_i, hw_dst), split(k_j, hw_src)
         if self.self_attention:
             # Self-loops take the G 6 projections; no data-dependent shapes (torch.where).
+            # (self_attention implies one node set, hence hw_src == hw_dst)
             assert sq_i is not None and sk_j is not None and sv_j is not None
-            sq_i, sk_j, sv_j = (
-                t.view(e, hw, t.size(-1) // max(hw, 1)) for t in (sq_i, sk_j, sv_j)
-            )
+            sq_i, sk_j, sv_j = split(sq_i, hw_dst), split(sk_j, hw_src), split(sv_j, hw_src)
             loop = (edge_index_i == edge_index_j).view(-1, 1, 1)
             query = torch.where(loop, sq_i, q_i)
             key = torch.where(loop, sk_j, k_j)
