@@ -50,7 +50,11 @@ def affinity_loss(
         raise ValueError(
             f"'affinity' has {affinity.numel()} entries for {edge_index.size(1)} edges"
         )
-    if affinity.numel() and (affinity.min() < 0 or affinity.max() > 1):
+    if (
+        affinity.numel()
+        and value_checks(affinity)
+        and bool((affinity.min() < 0) | (affinity.max() > 1))
+    ):
         raise ValueError("'affinity' must be in [0, 1]")
     if value_checks(labels) and bool(((labels < 0) & (labels != ignore_index)).any()):
         raise ValueError(f"'labels' has negative values (other than {ignore_index})")

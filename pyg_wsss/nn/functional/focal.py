@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from pyg_wsss._checks import check_choice, check_positive, check_tensor
+from pyg_wsss._checks import check_choice, check_positive, check_tensor, value_checks
 
 __all__ = ["multilabel_focal_loss"]
 
@@ -60,8 +60,10 @@ def multilabel_focal_loss(
     check_positive(gamma, "gamma", strict=False)
     check_choice(reduction, ("mean", "sum", "none"), "reduction")
     targets = targets.to(logits.dtype)
-    if targets.numel() and (
-        not torch.isfinite(targets).all() or targets.min() < 0 or targets.max() > 1
+    if (
+        targets.numel()
+        and value_checks(targets)  # a value check: follows the validation level
+        and bool(~torch.isfinite(targets).all() | (targets.min() < 0) | (targets.max() > 1))
     ):
         raise ValueError("'targets' must have values in [0, 1]")
 

@@ -73,7 +73,8 @@ def gated_crf_loss(
             gets the gradient it would get alone), ``"mean"`` or ``"none"``.
         method: ``"spmm"`` (:math:`\sum_i y_i \cdot (K Y)_i` by a cached CSR SpMM,
             :func:`pyg_wsss.ops.spmm`: no ``[E, K]`` temporary) or ``"edges"`` (the
-            gather/scatter reference).
+            gather/scatter reference). Under :func:`torch.compile` the ``"edges"`` path is
+            traced (sparse CSR tensors do not trace; the compiler fuses the gathers).
 
     Returns:
         Scalar, or ``[num_graphs]`` with ``reduction="none"``.
@@ -95,7 +96,7 @@ def gated_crf_loss(
     y = torch.softmax(input, dim=-1) if from_logits else input
     src, dst = edge_index[0].long(), edge_index[1].long()
     k = torch.where(src == dst, torch.zeros_like(kernel), kernel).to(y.dtype)
-    if method == "spmm":
+    if method == "spmm" and not torch.compiler.is_compiling():
         from ...ops import spmm
 
         # sum_{j -> i} K_ji (1 - y_i . y_j) = sum_j K_ji - y_i . (K Y)_i, per target i

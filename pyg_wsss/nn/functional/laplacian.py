@@ -152,7 +152,9 @@ def laplacian_loss(
         method: Both compute half and bfloat16 ``y`` in float32 and return ``y``'s dtype.
             ``"edges"`` (gather/scatter over the edge list: the reference) or
             ``"spmm"`` (:func:`laplacian_quadratic_form` with a sparse CSR Laplacian: one
-            SpMM, no ``[E, K]`` temporary; same value up to rounding).
+            SpMM, no ``[E, K]`` temporary; same value up to rounding). Under
+            :func:`torch.compile` the ``"edges"`` path is traced (sparse tensors do not
+            trace).
 
     Shapes:
         y ``[N, K]``, edge_index ``[2, E]``, edge_weight ``[E]`` -> ``[]`` or ``[B]``.
@@ -184,7 +186,7 @@ def laplacian_loss(
     elif variant == "code":
         y = F.log_softmax(y, dim=-1)
     src, dst = edge_index[0].long(), edge_index[1].long()
-    if method == "edges":
+    if method == "edges" or torch.compiler.is_compiling():
         diff = (y[dst] - y[src]).pow(2).sum(-1)
         if edge_weight is not None:
             diff = diff * edge_weight.to(y.dtype)
