@@ -217,8 +217,13 @@ def rgb_to_voc_indices(rgb: np.ndarray, name: str = "labels") -> np.ndarray:
     return index[pos].astype(np.uint8)
 
 
-def read_label_png(path: str | os.PathLike, num_classes: int | None = None) -> np.ndarray:
-    """Read a label PNG as ``uint8 [H, W]`` values.
+def read_label_png(
+    path: str | os.PathLike,
+    num_classes: int | None = None,
+    *,
+    modes: Sequence[str] | None = None,
+) -> np.ndarray:
+    """Read a label PNG as ``uint8 [H, W]`` values: the one label-map reader of the package.
 
     Palette (``P``) PNGs give their palette indices; grey (``L``) PNGs their values; 16-bit
     (``I;16``/``I``) PNGs their values (an error if any is outside ``0..255``); RGB(A) PNGs are
@@ -227,6 +232,8 @@ def read_label_png(path: str | os.PathLike, num_classes: int | None = None) -> n
     Args:
         path: The PNG file.
         num_classes: If given, values must be ``< num_classes`` or 255.
+        modes: If given, the PIL modes accepted (e.g. ``("P", "L")`` for indexed or grey
+            label maps only); any other mode raises :class:`ValueError`.
 
     Raises:
         FileNotFoundError: no such file.
@@ -242,6 +249,11 @@ def read_label_png(path: str | os.PathLike, num_classes: int | None = None) -> n
         with Image.open(path) as im:
             im.load()
             mode = im.mode
+            if modes is not None and mode not in modes:
+                raise ValueError(
+                    f"{path}: a label map must be a PNG of mode {' or '.join(modes)}, "
+                    f"got mode {mode}"
+                )
             if mode in ("P", "L"):
                 arr = np.array(im, dtype=np.uint8)
             elif mode in _HIGH_DEPTH_MODES[:-1]:

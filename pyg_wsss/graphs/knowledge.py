@@ -9,7 +9,6 @@ Adjacency convention (as everywhere in PyG): ``edge_index[0]`` is the source :ma
 """
 from __future__ import annotations
 
-import warnings
 from importlib import resources
 from typing import NamedTuple, Sequence
 
@@ -18,6 +17,7 @@ import torch
 from torch import Tensor
 
 from .._checks import check_choice, check_edge_index, check_fraction, check_positive, check_tensor
+from .._warnings import sparse_beta_warnings_off
 
 __all__ = [
     "random_walk_with_restart",
@@ -205,8 +205,7 @@ def random_walk_with_restart(
         check_invariants=False,
     ).coalesce()
     if device.type == "cpu":  # CSR SpMM is the fastest torch path on CPU
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # "sparse CSR support is in beta"
+        with sparse_beta_warnings_off():
             trans = trans.to_sparse_csr()
     r = q.t().contiguous()  # [M, S]
     qt = q.t()

@@ -12,31 +12,16 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from pyg_wsss._checks import as_rgb_image, check_positive
+from pyg_wsss.data.io import read_label_png, write_label_png
 
 __all__ = ["PseudoLabelDataset", "save_label_maps", "load_label_map", "image_to_tensor"]
-
-
-def _palette() -> list[int]:
-    """The PASCAL VOC colour map (256 entries, flattened RGB) for indexed PNGs."""
-    pal = []
-    for i in range(256):
-        r = g = b = 0
-        c = i
-        for j in range(8):
-            r |= ((c >> 0) & 1) << (7 - j)
-            g |= ((c >> 1) & 1) << (7 - j)
-            b |= ((c >> 2) & 1) << (7 - j)
-            c >>= 3
-        pal += [r, g, b]
-    return pal
 
 
 def save_label_maps(
     labels: Sequence[np.ndarray], names: Sequence[str], out_dir: str | os.PathLike
 ) -> list[Path]:
-    """Write ``uint8 [H, W]`` label maps as indexed (VOC palette) PNGs ``<out_dir>/<name>.png``."""
-    from PIL import Image
-
+    """Write ``uint8 [H, W]`` label maps as indexed (VOC palette) PNGs ``<out_dir>/<name>.png``
+    (each atomically, with :func:`pyg_wsss.data.io.write_label_png`)."""
     if isinstance(labels, (str, os.PathLike, np.ndarray, Tensor)) or not isinstance(
         labels, (list, tuple)
     ):
@@ -72,26 +57,18 @@ def save_label_maps(
     out.mkdir(parents=True, exist_ok=True)
     paths = []
     for arr, name in zip(arrays, names):
-        img = Image.fromarray(arr.astype(np.uint8), mode="P")
-        img.putpalette(_palette())
         path = out / f"{name}.png"
-        img.save(path)
+        write_label_png(arr.astype(np.uint8), path)
         paths.append(path)
     return paths
 
 
 def load_label_map(path: str | os.PathLike) -> np.ndarray:
-    """Read a PNG label map (indexed or grey) as ``uint8 [H, W]`` class ids."""
-    from PIL import Image
-
+    """Read a PNG label map (indexed or grey) as ``uint8 [H, W]`` class ids (with
+    :func:`pyg_wsss.data.io.read_label_png`, modes ``P`` and ``L`` only)."""
     if not isinstance(path, (str, os.PathLike)):
         raise TypeError(f"'path' must be a str or Path, got {type(path).__name__}")
-    with Image.open(path) as img:
-        if img.mode not in ("P", "L"):
-            raise ValueError(
-                f"{path}: a label map must be an indexed or grey PNG, got mode {img.mode}"
-            )
-        return np.array(img, dtype=np.uint8)
+    return read_label_png(path, modes=("P", "L"))
 
 
 def image_to_tensor(image: Any) -> Tensor:

@@ -24,6 +24,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from pyg_wsss._checks import as_rgb_image, check_choice, check_positive, check_tensor
+from pyg_wsss._progress import progress as _progress
 from pyg_wsss.nn.models.backbones import Backbone
 
 
@@ -229,11 +230,7 @@ def train_classifier(
     total = epochs * steps_per_epoch
     base_lrs = [g["lr"] for g in opt.param_groups]
     gen = torch.Generator().manual_seed(seed)
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=total, desc="train classifier", leave=False)
+    bar = _progress(total=total, enabled=progress, desc="train classifier", leave=False)
     step = 0
     try:
         for _epoch in range(epochs):
@@ -260,12 +257,11 @@ def train_classifier(
                 loss.backward()
                 opt.step()
                 step += 1
-                if bar is not None:
-                    bar.update(1)
+                bar.update(1)
+                if progress:
                     bar.set_postfix(loss=f"{loss.item():.4f}")
     finally:
-        if bar is not None:
-            bar.close()
+        bar.close()
     return model.eval()
 
 
