@@ -183,6 +183,33 @@ class AffinityAttentionConv(MessagePassing):
           ``return_attention_weights`` is set, additionally
           :math:`((2, |\mathcal{E}'|), (|\mathcal{E}'|))` (or the sparse adjacency with
           the attention as values), :math:`\mathcal{E}'` including the added self-loops.
+
+    PyG integration: under :mod:`torch_geometric.explain` (an edge mask set on the layer)
+    and whenever message/aggregate/edge-update hooks are registered the layer runs the
+    gather/scatter path through :meth:`propagate` (the fused kernel has no per-message
+    hook), and existing self-loops are then removed instead of masked, so that the messages
+    are the :math:`|\mathcal{E}| - L + |\mathcal{V}|` of ``remove_self_loops`` +
+    ``add_self_loops`` that PyG's explainers expect (as in
+    :class:`~torch_geometric.nn.conv.GATConv`). Bipartite input ``(x_src, x_dst)``
+    (e.g. through :func:`torch_geometric.nn.to_hetero`) needs ``add_self_loops=False``.
+
+    Example:
+        >>> import torch
+        >>> from pyg_wsss.nn.conv import AffinityAttentionConv
+        >>> x = torch.rand(4, 8)
+        >>> edge_index = torch.tensor([[0, 1, 2, 3], [1, 2, 3, 0]])
+        >>> edge_weight = torch.tensor([0.9, 0.1, 0.5, 1.0])
+        >>> conv = AffinityAttentionConv(w_init=1.0, beta=10.0)
+        >>> out = conv(x, edge_index, edge_weight)
+        >>> out.shape
+        torch.Size([4, 8])
+        >>> out, (ei, alpha) = conv(x, edge_index, return_attention_weights=True)
+        >>> ei.shape, alpha.shape  # 4 edges + 4 added self-loops
+        (torch.Size([2, 8]), torch.Size([8]))
+        >>> x_src, x_dst = torch.rand(5, 8), torch.rand(2, 8)  # bipartite
+        >>> bip = AffinityAttentionConv(w_init=1.0, add_self_loops=False)
+        >>> bip((x_src, x_dst), torch.tensor([[0, 3, 4], [0, 1, 1]])).shape
+        torch.Size([2, 8])
     """
 
     def __init__(

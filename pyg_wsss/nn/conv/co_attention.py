@@ -164,6 +164,29 @@ class CoAttentionConv(MessagePassing):
           ``return_attention_weights=True`` also ``(edge_index, alpha)`` with
           :math:`\alpha` of shape :math:`(|\mathcal{E}|, HW, HW)` (receiver pixels x sender
           pixels, rows sum to one)
+
+    PyG integration: the layer runs through :meth:`propagate` (one message per edge, no
+    added self-loops), so :mod:`torch_geometric.explain` edge masks and message hooks apply
+    as they are. PyG's explainers expect ``[N, F]`` node features: pass the flattened maps
+    and reshape inside the model (``x.view(N, C, H, W)``). Bipartite input
+    ``(x_src, x_dst)`` (e.g. through :func:`torch_geometric.nn.to_hetero` with several
+    node types) needs ``self_attention=False``.
+
+    Example:
+        >>> import torch
+        >>> from pyg_wsss.nn.conv import CoAttentionConv
+        >>> x = torch.randn(3, 16, 8, 8)  # three images, 16-channel 8x8 maps
+        >>> edge_index = torch.tensor([[0, 1, 2, 0, 1, 2], [1, 2, 0, 0, 1, 2]])
+        >>> conv = CoAttentionConv(16)  # paper variant: G 6 self-attention on the loops
+        >>> out = conv(x, edge_index)
+        >>> out.shape
+        torch.Size([3, 16, 8, 8])
+        >>> out, (ei, alpha) = conv(x, edge_index, return_attention_weights=True)
+        >>> alpha.shape  # [E, HW receiver, HW sender]
+        torch.Size([6, 64, 64])
+        >>> code = CoAttentionConv(16, variant="code")  # bipartite: no self-attention
+        >>> code((torch.randn(2, 16, 4, 4), x), torch.tensor([[0, 1], [2, 2]])).shape
+        torch.Size([3, 16, 8, 8])
     """
 
     def __init__(

@@ -7,11 +7,18 @@ import math
 import torch
 import torch.nn.functional as F
 from torch import Tensor
+from torch_geometric import EdgeIndex
 from torch_geometric.nn.conv import MessagePassing
 from torch_geometric.nn.dense.linear import Linear
 from torch_geometric.nn.inits import glorot
-from torch_geometric.typing import OptTensor
-from torch_geometric.utils import add_self_loops, dense_to_sparse, scatter
+from torch_geometric.typing import WITH_TORCH_SPARSE, Adj, OptTensor, SparseTensor
+from torch_geometric.utils import (
+    add_self_loops,
+    dense_to_sparse,
+    is_torch_sparse_tensor,
+    scatter,
+    to_edge_index,
+)
 
 from pyg_wsss._checks import (
     check_choice,
@@ -44,7 +51,7 @@ def relation_to_edge_index(relation: Tensor) -> tuple[Tensor, Tensor]:
 
 
 def add_identity_norm(
-    edge_index: Tensor, edge_weight: OptTensor, num_nodes: int
+    edge_index: Tensor, edge_weight: OptTensor, num_nodes: int, merge_loops: bool = False
 ) -> tuple[Tensor, Tensor]:
     r"""Edge weights of :math:`\hat{Q}^{-1/2} (E + I) \hat{Q}^{-1/2}` (K 2).
 
@@ -55,19 +62,73 @@ def add_identity_norm(
     ``gcn_norm(add_self_loops=True)`` (which keeps an existing :math:`E_{ii}` instead of adding
     1). Nodes of zero degree get zero weights (never inf/NaN).
 
+    Args:
+        merge_loops: Fold the existing self-loops into the added ones (one loop per node of
+            weight :math:`1 + \sum E_{ii}`, the same matrix): the edges are then the
+            non-loop edges in their order followed by one loop per node, the
+            :math:`E - L + C` layout of ``remove_self_loops`` + ``add_self_loops`` that
+            PyG's explainers expect. The default keeps every given edge (no
+            data-dependent shape).
+
     Returns:
-        ``(edge_index [2, E + C], edge_weight [E + C])``.
+        ``(edge_index [2, E + C], edge_weight [E + C])`` (``[2, E - L + C]`` with
+        ``merge_loops``).
     """
     if edge_weight is None:
         edge_weight = torch.ones(edge_index.size(1), device=edge_index.device)
-    edge_index, edge_weight = add_self_loops(
-        edge_index.long(), edge_weight, fill_value=1.0, num_nodes=num_nodes
-    )
+    if merge_loops:
+        edge_index = edge_index.long()
+        loop = edge_index[0] == edge_index[1]
+        diag = edge_weight.new_ones(num_nodes).index_add_(
+            0, edge_index[0][loop], edge_weight[loop]
+        )
+        arange = torch.arange(num_nodes, device=edge_index.device)
+        edge_index = torch.cat([edge_index[:, ~loop], arange.repeat(2, 1)], dim=1)
+        edge_weight = torch.cat([edge_weight[~loop], diag])
+    else:
+        edge_index, edge_weight = add_self_loops(
+            edge_index.long(), edge_weight, fill_value=1.0, num_nodes=num_nodes
+        )
     row, col = edge_index[0], edge_index[1]  # source j, target i
     deg = scatter(edge_weight, col, dim=0, dim_size=num_nodes, reduce="sum")
     deg_inv_sqrt = deg.clamp_min(0).pow(-0.5)
     deg_inv_sqrt = deg_inv_sqrt.masked_fill(torch.isinf(deg_inv_sqrt), 0.0)
     return edge_index, deg_inv_sqrt[row] * edge_weight * deg_inv_sqrt[col]
+
+
+def _to_edge_list(
+    edge_index: Adj, edge_weight: OptTensor, num_nodes: int
+) -> tuple[Tensor, OptTensor]:
+    """``(edge_index [2, E], edge_weight)`` of a ``[2, E]`` tensor, an ``EdgeIndex``, a
+    ``torch.sparse`` (COO/CSR) or ``SparseTensor`` adjacency ``adj_t[i, j] = E_ij``."""
+    if isinstance(edge_index, (tuple, list)):
+        raise ValueError(
+            "GraphReasoningMapping reasons over one class graph (a single node type): "
+            "bipartite / heterogeneous input (e.g. through torch_geometric.nn.to_hetero) is "
+            "not supported"
+        )
+    sparse = None
+    if WITH_TORCH_SPARSE and isinstance(edge_index, SparseTensor):
+        row, col, value = edge_index.coo()
+        sparse = (torch.stack([col, row], dim=0), value, edge_index.sizes())
+    elif is_torch_sparse_tensor(edge_index):
+        indices, value = to_edge_index(edge_index)
+        sparse = (indices.flip(0), value, list(edge_index.shape))
+    elif isinstance(edge_index, EdgeIndex):
+        edge_index = edge_index.as_tensor()
+    elif not isinstance(edge_index, Tensor):
+        raise TypeError(
+            f"'edge_index' must be a Tensor or SparseTensor, got {type(edge_index).__name__}"
+        )
+    if sparse is not None:
+        edge_index, value, shape = sparse
+        if list(shape) != [num_nodes, num_nodes]:
+            raise ValueError(
+                f"the class adjacency must be [{num_nodes}, {num_nodes}], got {list(shape)}"
+            )
+        if edge_weight is None:
+            edge_weight = value
+    return edge_index, edge_weight
 
 
 class GraphReasoningMapping(MessagePassing):
@@ -132,6 +193,28 @@ class GraphReasoningMapping(MessagePassing):
           :math:`(2, |\mathcal{E}|)`, edge_weight :math:`(|\mathcal{E}|)` (optional)
         - **output:** :math:`(B, D, H, W)`; with ``return_mapping=True`` also
           :math:`H` of shape :math:`(B, C, HW)`.
+
+    PyG integration: the class graph may be a ``[2, E]`` tensor (int64/int32,
+    :class:`~torch_geometric.EdgeIndex`) or a ``torch.sparse`` / ``SparseTensor``
+    adjacency; both GCN layers run through :meth:`propagate`, and under
+    :mod:`torch_geometric.explain` existing self-loops are folded into the added identity
+    (the same :math:`\hat{A}`, :math:`|\mathcal{E}| - L + C` messages, the layout PyG's
+    edge masks expect). The layer works on one class graph: bipartite or heterogeneous
+    input (:func:`torch_geometric.nn.to_hetero`) raises a :class:`ValueError`.
+
+    Example:
+        >>> import torch
+        >>> from pyg_wsss.nn.conv import GraphReasoningMapping
+        >>> grm = GraphReasoningMapping(8, node_channels=5)
+        >>> x = torch.randn(2, 8, 4, 4)  # visual features [B, D, H, W]
+        >>> classes = torch.randn(3, 5)  # class embeddings [C, K]
+        >>> edge_index = torch.tensor([[0, 1, 2], [1, 2, 0]])
+        >>> out, mapping = grm(x, classes, edge_index, return_mapping=True)
+        >>> out.shape, mapping.shape
+        (torch.Size([2, 8, 4, 4]), torch.Size([2, 3, 16]))
+        >>> adj_t = torch.eye(3).to_sparse()  # a torch.sparse class adjacency
+        >>> grm(x, classes, adj_t).shape
+        torch.Size([2, 8, 4, 4])
     """
 
     def __init__(
@@ -220,15 +303,27 @@ class GraphReasoningMapping(MessagePassing):
                 raise ValueError("'edge_weight' must be non-negative (a relation matrix)")
 
     def reason(
-        self, node_features: Tensor, edge_index: Tensor, edge_weight: OptTensor = None
+        self, node_features: Tensor, edge_index: Adj, edge_weight: OptTensor = None
     ) -> Tensor:
-        r"""The two GCN layers over the class graph (Eq. 2): :math:`V' \in (C, D)`."""
+        r"""The two GCN layers over the class graph (Eq. 2): :math:`V' \in (C, D)`.
+
+        ``edge_index`` is a ``[2, E]`` tensor (int64/int32, ``EdgeIndex``) or a
+        ``torch.sparse`` / ``SparseTensor`` adjacency ``adj_t[i, j] = E_ij`` (its values are
+        the edge weights unless ``edge_weight`` is given)."""
+        if isinstance(node_features, (tuple, list)):
+            _to_edge_list(node_features, None, 0)  # the clear error of bipartite input
+        num_nodes = node_features.size(0) if isinstance(node_features, Tensor) else 0
+        edge_index, edge_weight = _to_edge_list(edge_index, edge_weight, num_nodes)
         if not torch.compiler.is_compiling():  # value checks would break the compiled graph
             self._check_graph(node_features, edge_index, edge_weight)
-        num_nodes = node_features.size(0)
         edge_index = edge_index.long()
         if self.normalize:
-            edge_index, edge_weight = add_identity_norm(edge_index, edge_weight, num_nodes)
+            # under PyG's explainers (an edge mask on the messages) the existing loops are
+            # folded into the added identity: E - L + C messages, as the mask expects
+            explaining = self._explain is True or self._edge_mask is not None
+            edge_index, edge_weight = add_identity_norm(
+                edge_index, edge_weight, num_nodes, merge_loops=explaining
+            )
         elif edge_weight is None:
             edge_weight = torch.ones(edge_index.size(1), device=edge_index.device)
         edge_weight = edge_weight.to(node_features.dtype)
@@ -266,10 +361,25 @@ class GraphReasoningMapping(MessagePassing):
         self,
         x: Tensor,
         node_features: Tensor,
-        edge_index: Tensor,
+        edge_index: Adj,
         edge_weight: OptTensor = None,
         return_mapping: bool = False,
     ) -> Tensor | tuple[Tensor, Tensor]:
+        r"""Runs the forward pass.
+
+        Args:
+            x: Visual features ``[B, D, H, W]``.
+            node_features: Class embeddings :math:`V^{(0)}` ``[C, K]``.
+            edge_index: The class graph: ``[2, E]`` (int64/int32,
+                :class:`~torch_geometric.EdgeIndex`; row 0 = source :math:`j`, row 1 =
+                target :math:`i`) or a ``torch.sparse`` (COO/CSR) / ``SparseTensor``
+                adjacency ``adj_t[i, j] = E_{ij}``.
+            edge_weight: :math:`E_{ij}` per edge ``[E]`` (default: 1, or the values of a
+                sparse adjacency).
+            return_mapping: Also return :math:`H` ``[B, C, HW]``.
+        """
+        if isinstance(x, (tuple, list)):
+            _to_edge_list(x, None, 0)  # the clear error of bipartite input
         if not torch.compiler.is_compiling():
             check_tensor(x, "x", ndim=4, floating=True, finite=True)
             if x.size(1) != self.in_channels:
