@@ -19,7 +19,6 @@ The command only wires readers, methods and the driver together. Exit codes: 0 a
 from __future__ import annotations
 
 import argparse
-import inspect
 import json
 import os
 import platform
@@ -522,11 +521,11 @@ def _merge_ranks(summary: Any, seconds: dict[str, float],
     return summary, merged, parts
 
 
-def _shard_kwargs(dataset: Any, rank: int, world: int, params: Any) -> dict[str, Any]:
+def _shard_kwargs(dataset: Any, rank: int, world: int) -> dict[str, Any]:
     """This rank's images: balanced by image size when the dataset knows its sizes
     (:func:`pyg_wsss.distributed.shard_by_size`), else the driver's round-robin by name."""
     sizes = getattr(dataset, "sizes", None)
-    if "indices" in params and sizes is not None:
+    if sizes is not None:
         from .distributed import shard_by_size
 
         try:
@@ -535,34 +534,26 @@ def _shard_kwargs(dataset: Any, rank: int, world: int, params: Any) -> dict[str,
             sizes = None
         if sizes is not None and len(sizes) == len(dataset):
             return {"indices": shard_by_size(sizes, world)[rank]}
-    return {"shard": (rank, world)} if "shard" in params else {}
+    return {"shard": (rank, world)}
 
 
 def _run_driver(dataset: Any, method: Any, out: Path, args: argparse.Namespace,
                 device: Any) -> tuple[Any, dict[str, float]]:
-    """The resumable driver, with the options this version of it supports."""
-    from .pseudo.driver import generate
+    """The resumable driver on ``dataset`` (this rank's share under torchrun), mapping the
+    labels to the dataset's category ids; returns the summary and the seconds per image."""
+    from .pseudo.driver import GenerateConfig, generate
 
-    params = inspect.signature(generate).parameters
     seconds: dict[str, float] = {}
-    kwargs: dict[str, Any] = {"batch_size": args.batch_size, "device": device,
-                              "progress": not args.no_progress, "overwrite": args.overwrite}
-    names = list(dataset.names) if hasattr(dataset, "names") else None
-    if names is not None:
-        kwargs["names"] = names
-    call = method
-    if "label_transform" in params:
-        kwargs["label_transform"] = dataset.to_category_ids
-    else:  # older driver: map to dataset ids inside the callable
-        def call(samples: list[dict[str, Any]], device: Any = None) -> list[np.ndarray]:
-            return [np.asarray(dataset.to_category_ids(x), dtype=np.uint8)
-                    for x in method(samples, device=device)]
+    config = GenerateConfig(
+        batch_size=args.batch_size, device=device, progress=not args.no_progress,
+        overwrite=args.overwrite, label_transform=dataset.to_category_ids,
+        names=list(dataset.names) if hasattr(dataset, "names") else None,
+        on_done=lambda name, s: seconds.__setitem__(str(name), float(s)),
+    )
     rank, world = _torchrun_rank()
     if world > 1:  # under torchrun: every rank takes its share
-        kwargs.update(_shard_kwargs(dataset, rank, world, params))
-    if "on_done" in params:
-        kwargs["on_done"] = lambda name, s: seconds.__setitem__(str(name), float(s))
-    summary = generate(dataset, call, out, **kwargs)
+        config = config.replace(**_shard_kwargs(dataset, rank, world))
+    summary = generate(dataset, method, out, config)
     return summary, seconds
 
 
@@ -831,7 +822,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     kwargs: dict[str, Any] = {}
     r, world = dist_rank(), world_size()
     if world > 1:
-        kwargs.update(_shard_kwargs(folder, r, world, inspect.signature(generate).parameters))
+        kwargs.update(_shard_kwargs(folder, r, world))
     summary = generate(folder, method, out, device=device, progress=not args.no_progress,
                        overwrite=args.overwrite, label_transform=lambda a: table[a], **kwargs)
     if group:

@@ -1,7 +1,8 @@
 """Dataset-scale pseudo-label generation: resumable, atomic, failure-tolerant, shareable.
 
 :func:`generate` runs any pseudo-label method over a dataset in batches and writes one
-palette PNG per image (and optionally the class probabilities).
+palette PNG per image (and optionally the class probabilities); its options are one
+:class:`GenerateConfig` (or, as before, keyword arguments).
 
 How the output folder is kept consistent (the on-disk protocol):
 
@@ -34,6 +35,7 @@ How the output folder is kept consistent (the on-disk protocol):
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import inspect
 import io
@@ -57,8 +59,8 @@ from .._checks import check_choice, check_positive
 from .._optional import available
 from ..data.io import label_png_bytes
 
-__all__ = ["generate", "GenerateSummary", "shard_indices", "output_name", "save_label_png",
-           "atomic_write"]
+__all__ = ["generate", "GenerateConfig", "GenerateSummary", "shard_indices", "output_name",
+           "save_label_png", "atomic_write"]
 
 IGNORE = 255
 _TMP_PREFIX = ".pyg_wsss-tmp-"
@@ -625,48 +627,14 @@ def shard_indices(names: Sequence[Any] | None, num_items: int,
     return sorted(order[rank::world])
 
 
-def generate(
-    dataset: Sequence[dict[str, Any]],
-    method: Callable[..., Any],
-    out_dir: str | os.PathLike,
-    batch_size: int = 1,
-    device: torch.device | str = "cpu",
-    save_probs: bool = False,
-    probs_format: str = "npy",
-    progress: bool = True,
-    names: Sequence[str] | None = None,
-    overwrite: bool = False,
-    failures_file: str = "failures.tsv",
-    *,
-    label_transform: Callable[[np.ndarray], np.ndarray] | None = None,
-    palette: np.ndarray | None = None,
-    shard: tuple[int, int] | None = None,
-    on_done: Callable[[str, float], None] | None = None,
-    claim_timeout: float = CLAIM_TIMEOUT,
-    indices: Sequence[int] | None = None,
-) -> GenerateSummary:
-    """Run ``method`` over ``dataset`` and write one label PNG per image, resumably.
+@dataclass
+class GenerateConfig:
+    """The options of :func:`generate`, passed whole (``generate(ds, method, out, config)``).
 
-    Several runs (processes, machines sharing the folder) may work on one ``out_dir`` at the
-    same time: they split the images through claim files and never delete each other's
-    files (see :mod:`pyg_wsss.pseudo.driver` for the protocol).
-
-    Args:
-        dataset: Indexable (``len`` and ``[i]``) of sample dicts (:mod:`pyg_wsss.data`). If
-            it has a ``names`` attribute (the readers' relative output stems) and ``names``
-            is not given, those are the output names, so a restart skips finished images
-            without loading them; a loaded sample whose ``"name"`` disagrees is a failure.
-        method: ``method(samples: list[dict]) -> labels`` or ``-> (labels, probs)``, with
-            ``labels`` one ``[H, W]`` integer map per sample (255 = unlabelled) and ``probs``
-            one ``[K, H, W]`` float array per sample. If it takes a ``device`` argument, the
-            ``device`` is passed.
-        out_dir: Output folder (created). Files: ``<name>.png`` (palette PNG),
-            ``<name>.npy`` / ``<name>.npz`` (probabilities, with ``save_probs``), and
-            ``failures.tsv`` (``name``, ``index``, ``reason``: one current row per failing
-            image).
+    Fields:
         batch_size: Samples per method call (> 0). If a batch fails, its samples are retried
             one by one so only the failing ones are logged.
-        device: Passed to ``method`` when it accepts it.
+        device: Passed to ``method`` when it accepts a ``device`` argument.
         save_probs: Also save the probabilities (the method must return them).
         probs_format: ``"npy"`` or ``"npz"`` (compressed).
         progress: Show a tqdm progress bar (if tqdm is installed).
@@ -697,35 +665,85 @@ def generate(
             part of :func:`pyg_wsss.distributed.shard_by_size`); not together with
             ``shard``.
 
-    Returns:
-        :class:`GenerateSummary` with ``done`` (written now), ``skipped`` (already present),
-        ``failed``, ``busy`` (left to another live run) and the ``(name, reason)`` list.
-
-    Raises:
-        TypeError, ValueError: a bad argument (named in the message).
-        PermissionError, ValueError: ``out_dir`` or the failure log cannot be written; raised
-            at start, before any image is loaded or computed.
-
-    An image counts as finished when its PNG (and, with ``save_probs``, its probability
-    file) exists; since both are written atomically (temporary file + :func:`os.replace`),
-    an interrupted run restarted with the same arguments recomputes only the rest.
+    The fields are checked when :func:`generate` starts (each error names its field).
     """
-    if not callable(method):
-        raise TypeError(f"'method' must be callable, got {type(method).__name__}")
-    check_positive(batch_size, "batch_size", integer=True)
-    check_choice(probs_format, ("npy", "npz"), "probs_format")
-    for arg, value in (("label_transform", label_transform), ("on_done", on_done)):
-        if value is not None and not callable(value):
-            raise TypeError(f"'{arg}' must be callable or None, got {type(value).__name__}")
-    shard = _check_shard(shard)
-    if isinstance(claim_timeout, bool) or not isinstance(claim_timeout, (int, float)) \
-            or not claim_timeout > 0:
-        raise ValueError(f"'claim_timeout' must be a positive number, got {claim_timeout!r}")
-    if not isinstance(failures_file, str) or not failures_file or "/" in failures_file \
-            or failures_file in (".", ".."):
-        raise ValueError(f"'failures_file' must be a file name, got {failures_file!r}")
-    if palette is not None:  # validated now, not at the first image
-        label_png_bytes(np.zeros((1, 1), np.uint8), palette)
+
+    batch_size: int = 1
+    device: torch.device | str = "cpu"
+    save_probs: bool = False
+    probs_format: str = "npy"
+    progress: bool = True
+    names: Sequence[str] | None = None
+    overwrite: bool = False
+    failures_file: str = "failures.tsv"
+    label_transform: Callable[[np.ndarray], np.ndarray] | None = None
+    palette: np.ndarray | None = None
+    shard: tuple[int, int] | None = None
+    on_done: Callable[[str, float], None] | None = None
+    claim_timeout: float = CLAIM_TIMEOUT
+    indices: Sequence[int] | None = None
+
+    def replace(self, **changes: Any) -> "GenerateConfig":
+        """A copy with some fields changed (an unknown name is a ``TypeError`` naming it)."""
+        fields = {f.name for f in dataclasses.fields(self)}
+        unknown = sorted(set(changes) - fields)
+        if unknown:
+            raise TypeError(f"generate() got unexpected keyword argument(s) {unknown}; the "
+                            f"options are the GenerateConfig fields {sorted(fields)}")
+        return dataclasses.replace(self, **changes) if changes else self
+
+    def check(self) -> tuple[int, int] | None:
+        """Validate the options that need no dataset; returns the checked ``shard``."""
+        check_positive(self.batch_size, "batch_size", integer=True)
+        check_choice(self.probs_format, ("npy", "npz"), "probs_format")
+        for arg in ("label_transform", "on_done"):
+            value = getattr(self, arg)
+            if value is not None and not callable(value):
+                raise TypeError(f"'{arg}' must be callable or None, got {type(value).__name__}")
+        shard = _check_shard(self.shard)
+        timeout = self.claim_timeout
+        if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) \
+                or not timeout > 0:
+            raise ValueError(f"'claim_timeout' must be a positive number, got {timeout!r}")
+        ff = self.failures_file
+        if not isinstance(ff, str) or not ff or "/" in ff or ff in (".", ".."):
+            raise ValueError(f"'failures_file' must be a file name, got {ff!r}")
+        if self.palette is not None:  # validated now, not at the first image
+            label_png_bytes(np.zeros((1, 1), np.uint8), self.palette)
+        return shard
+
+
+#: The positional order of :func:`generate`'s options before :class:`GenerateConfig`.
+_POSITIONAL_OPTIONS = ("batch_size", "device", "save_probs", "probs_format", "progress",
+                       "names", "overwrite", "failures_file")
+
+
+def _generate_config(args: tuple[Any, ...], config: GenerateConfig | None,
+                     options: dict[str, Any]) -> GenerateConfig:
+    """The config of one :func:`generate` call from its three accepted forms: a
+    :class:`GenerateConfig` (4th argument or ``config=``), keyword options (overriding the
+    config's fields), or the former positional options after ``out_dir``."""
+    if args and isinstance(args[0], GenerateConfig):
+        if config is not None:
+            raise TypeError("generate() got the config both positionally and as 'config='")
+        config, args = args[0], args[1:]
+        if args:
+            raise TypeError("generate(dataset, method, out_dir, config) takes no further "
+                            "positional arguments; give options by keyword")
+    if config is not None and not isinstance(config, GenerateConfig):
+        raise TypeError(f"'config' must be a GenerateConfig, got {type(config).__name__}")
+    if len(args) > len(_POSITIONAL_OPTIONS):
+        raise TypeError(f"generate() takes at most {3 + len(_POSITIONAL_OPTIONS)} positional "
+                        f"arguments; pass a GenerateConfig or keyword options")
+    positional = dict(zip(_POSITIONAL_OPTIONS, args))
+    twice = sorted(set(positional) & set(options))
+    if twice:
+        raise TypeError(f"generate() got multiple values for {twice}")
+    return (config or GenerateConfig()).replace(**positional, **options)
+
+
+def _dataset_names(dataset: Any, names: Any) -> tuple[int, list[Any] | None, bool]:
+    """``(len(dataset), output names or None, names came from dataset.names)``."""
     try:
         n_items = len(dataset)
     except TypeError as err:
@@ -740,201 +758,273 @@ def generate(
         names = list(names)
         if len(names) != n_items:
             raise ValueError(f"'{names_arg}' has {len(names)} entries for {n_items} samples")
+    return n_items, names, from_dataset
 
-    out = Path(out_dir)
-    _check_out_dir(out)
-    flog = _FailureLog(out / failures_file)
-    flog.check()
-    claims = _Claims(out, float(claim_timeout))
-    claims.clean()
 
-    device = torch.device(device)
-    pass_device = _accepts_device(method)
-    if indices is not None:
-        indices = _check_indices(indices, n_items, shard)
-    else:
-        indices = shard_indices(names, n_items, shard)
-    summary = GenerateSummary(out_dir=str(out), total=len(indices))
-    seen: set[str] = set()
+#: ``(index, name, sample, load seconds)``: an image claimed and loaded, waiting for its batch
+_Item = tuple[int, str, Any, float]
 
-    def outputs(name: str) -> list[Path]:
-        paths = [out / f"{name}.png"]
-        if save_probs:
-            paths.append(out / f"{name}.{probs_format}")
+
+class _GenerateRun:
+    """One :func:`generate` call: its output folder (claims, failure log), the per-image
+    work (name, claim, load, compute, write) and the progress bar."""
+
+    def __init__(self, dataset: Any, method: Callable, out_dir: Any,
+                 cfg: GenerateConfig) -> None:
+        if not callable(method):
+            raise TypeError(f"'method' must be callable, got {type(method).__name__}")
+        shard = cfg.check()
+        n_items, self.names, self.from_dataset = _dataset_names(dataset, cfg.names)
+        self.dataset, self.method, self.cfg = dataset, method, cfg
+        self.out = out = Path(out_dir)
+        _check_out_dir(out)
+        self.flog = _FailureLog(out / cfg.failures_file)
+        self.flog.check()
+        self.claims = _Claims(out, float(cfg.claim_timeout))
+        self.claims.clean()
+        self.device = torch.device(cfg.device)
+        self.pass_device = _accepts_device(method)
+        if cfg.indices is not None:
+            self.indices = _check_indices(cfg.indices, n_items, shard)
+        else:
+            self.indices = shard_indices(self.names, n_items, shard)
+        self.summary = GenerateSummary(out_dir=str(out), total=len(self.indices))
+        self.seen: set[str] = set()
+        self.pending: list[_Item] = []
+        self.bar = None
+
+    # ------------------------------------------------------------------ outputs and log
+    def outputs(self, name: str) -> list[Path]:
+        paths = [self.out / f"{name}.png"]
+        if self.cfg.save_probs:
+            paths.append(self.out / f"{name}.{self.cfg.probs_format}")
         return paths
 
-    def finished(name: str) -> bool:
-        return not overwrite and all(p.exists() for p in outputs(name))
+    def finished(self, name: str) -> bool:
+        return not self.cfg.overwrite and all(p.exists() for p in self.outputs(name))
 
-    def log_failure(name: str, index: int, err: BaseException | str) -> None:
+    def log_failure(self, name: str, index: int, err: BaseException | str) -> None:
         reason = _reason(err)
-        summary.failed += 1
-        summary.failures.append((name, reason))
-        flog.set(name, index, reason)
+        self.summary.failed += 1
+        self.summary.failures.append((name, reason))
+        self.flog.set(name, index, reason)
 
-    def skip(name: str, index: int) -> None:
-        summary.skipped += 1
-        flog.clear(name, index)
+    def skip(self, name: str, index: int) -> None:
+        self.summary.skipped += 1
+        self.flog.clear(name, index)
 
-    def write(name: str, labels: Any, probs: Any) -> None:
+    def write(self, name: str, labels: Any, probs: Any) -> None:
+        cfg = self.cfg
         arr = _to_array(labels)
-        if label_transform is not None:
-            mapped = np.asarray(label_transform(arr))
+        if cfg.label_transform is not None:
+            mapped = np.asarray(cfg.label_transform(arr))
             if mapped.shape != arr.shape:
                 raise ValueError(f"label_transform changed the label map shape from "
                                  f"{arr.shape} to {mapped.shape}")
             arr = mapped
-        png = label_png_bytes(arr, palette)
+        png = label_png_bytes(arr, cfg.palette)
         pb = None
-        if save_probs:
+        if cfg.save_probs:
             if probs is None:
                 raise ValueError("save_probs=True but the method returned no probabilities")
-            pb = _probs_bytes(probs, probs_format)
+            pb = _probs_bytes(probs, cfg.probs_format)
         if pb is not None:  # probabilities first: the PNG marks the image as finished
-            atomic_write(out / f"{name}.{probs_format}", pb)
-        atomic_write(out / f"{name}.png", png)
+            atomic_write(self.out / f"{name}.{cfg.probs_format}", pb)
+        atomic_write(self.out / f"{name}.png", png)
 
-    def run(batch: list[tuple[int, str, dict, float]]) -> None:
+    # ------------------------------------------------------------------ per-image work
+    def compute(self, batch: list[_Item]) -> None:
+        """The method on a batch, then each image written (a failing batch: one by one)."""
         samples = [s for _, _, s, _ in batch]
-        kwargs = {"device": device} if pass_device else {}
+        kwargs = {"device": self.device} if self.pass_device else {}
         start = time.perf_counter()
         try:
-            labels, probs = _split_output(method(samples, **kwargs), len(samples))
+            labels, probs = _split_output(self.method(samples, **kwargs), len(samples))
         except Exception as err:  # noqa: BLE001 - logged per image
             if len(batch) > 1:
                 for item in batch:
-                    run([item])
+                    self.compute([item])
                 return
-            log_failure(batch[0][1], batch[0][0], err)
-            claims.release(batch[0][1])
+            self.log_failure(batch[0][1], batch[0][0], err)
+            self.claims.release(batch[0][1])
             return
         share = (time.perf_counter() - start) / len(batch)
         for j, (index, name, _, load_s) in enumerate(batch):
             t0 = time.perf_counter()
             try:
-                write(name, labels[j], None if probs is None else probs[j])
+                self.write(name, labels[j], None if probs is None else probs[j])
             except Exception as err:  # noqa: BLE001
-                log_failure(name, index, err)
+                self.log_failure(name, index, err)
                 continue
             finally:
-                claims.release(name)
-            summary.done += 1
-            flog.clear(name, index)
-            if on_done is not None:
-                on_done(name, load_s + share + time.perf_counter() - t0)
+                self.claims.release(name)
+            self.summary.done += 1
+            self.flog.clear(name, index)
+            if self.cfg.on_done is not None:
+                self.cfg.on_done(name, load_s + share + time.perf_counter() - t0)
 
-    def resolve(index: int, sample: Any) -> str | None:
+    def resolve(self, index: int, sample: Any) -> str | None:
         """The output name of ``index`` (``sample`` given when it was loaded for it)."""
-        raw = names[index] if names is not None else (
+        raw = self.names[index] if self.names is not None else (
             sample.get("name") if isinstance(sample, dict) else None)
         try:
             return _safe_name(raw, index)
         except ValueError as err:
-            log_failure(_one_line(raw), index, err)
+            self.log_failure(_one_line(raw), index, err)
             return None
 
-    def load(index: int, name: str | None) -> tuple[Any, float] | None:
+    def load(self, index: int, name: str | None) -> tuple[Any, float] | None:
         t0 = time.perf_counter()
         try:
-            sample = dataset[index]
+            sample = self.dataset[index]
         except Exception as err:  # noqa: BLE001
-            log_failure(name if name is not None else f"{index:06d}", index, err)
+            self.log_failure(name if name is not None else f"{index:06d}", index, err)
             return None
-        if from_dataset and isinstance(sample, dict) and sample.get("name") is not None \
+        names = self.names
+        if self.from_dataset and isinstance(sample, dict) and sample.get("name") is not None \
                 and str(sample["name"]) != str(names[index]):
-            log_failure(name, index, f"ValueError: sample {index} has name "
-                        f"{sample['name']!r} but dataset.names[{index}] is {names[index]!r}")
+            self.log_failure(name, index, f"ValueError: sample {index} has name "
+                             f"{sample['name']!r} but dataset.names[{index}] is "
+                             f"{names[index]!r}")
             return None
         return sample, time.perf_counter() - t0
 
-    def prepare(index: int, revisit: bool = False) -> tuple[int, str, dict, float] | str:
+    def name_of(self, index: int, revisit: bool) -> tuple[str | None, Any, float]:
+        """``(name or None on failure, the sample if it had to be loaded for its name, its
+        load seconds)``; a name seen before in this run is a failure (not on ``revisit``)."""
+        sample, load_s = None, 0.0
+        if self.names is not None:
+            name = self.resolve(index, None)
+        else:
+            loaded = self.load(index, None)
+            if loaded is None:
+                return None, None, 0.0
+            sample, load_s = loaded
+            name = self.resolve(index, sample)
+        if name is not None and not revisit:
+            if name in self.seen:
+                self.log_failure(name, index, f"{_DUPLICATE} (sample {index})")
+                return None, None, 0.0
+            self.seen.add(name)
+        return name, sample, load_s
+
+    def prepare(self, index: int, revisit: bool = False) -> _Item | str:
         """Claim and load one image: the pending item, or what happened instead
         (``"skip"``, ``"busy"``, ``"fail"``)."""
-        sample, load_s = None, 0.0
-        if names is not None:
-            name = resolve(index, None)
-        else:
-            loaded = load(index, None)
-            if loaded is None:
-                return "fail"
-            sample, load_s = loaded
-            name = resolve(index, sample)
+        name, sample, load_s = self.name_of(index, revisit)
         if name is None:
             return "fail"
-        if not revisit:
-            if name in seen:
-                log_failure(name, index, f"{_DUPLICATE} (sample {index})")
-                return "fail"
-            seen.add(name)
-        if finished(name):
-            skip(name, index)
+        if self.finished(name):
+            self.skip(name, index)
             return "skip"
         try:
-            (out / name).parent.mkdir(parents=True, exist_ok=True)
+            (self.out / name).parent.mkdir(parents=True, exist_ok=True)
         except OSError as err:
-            log_failure(name, index, err)
+            self.log_failure(name, index, err)
             return "fail"
-        if not claims.acquire(name):
+        if not self.claims.acquire(name):
             return "busy"
-        if finished(name):  # finished by another run between the check and the claim
-            claims.release(name)
-            skip(name, index)
+        if self.finished(name):  # finished by another run between the check and the claim
+            self.claims.release(name)
+            self.skip(name, index)
             return "skip"
         if sample is None:
-            loaded = load(index, name)
+            loaded = self.load(index, name)
             if loaded is None:
-                claims.release(name)
+                self.claims.release(name)
                 return "fail"
             sample, load_s = loaded
         return index, name, sample, load_s
 
-    bar = None
-    if progress and available("tqdm.auto"):
-        from tqdm.auto import tqdm
+    # ------------------------------------------------------------------ progress and loop
+    def tick(self, k: int = 1) -> None:
+        if self.bar is not None:
+            self.bar.update(k)
 
-        bar = tqdm(total=len(indices), desc="pseudo labels", unit="img")
+    def flush(self) -> None:
+        if self.pending:
+            batch, self.pending = self.pending, []
+            self.compute(batch)
+            self.tick(len(batch))
 
-    def tick(k: int = 1) -> None:
-        if bar is not None:
-            bar.update(k)
+    def visit(self, index: int, revisit: bool = False) -> bool:
+        """Prepare one image and batch it; ``True`` if another live run holds its claim."""
+        item = self.prepare(index, revisit)
+        if item == "busy":
+            return True
+        if isinstance(item, tuple):
+            self.pending.append(item)
+            if len(self.pending) == self.cfg.batch_size:
+                self.flush()
+        else:
+            self.tick()
+        return False
 
-    pending: list[tuple[int, str, dict, float]] = []
-    busy: list[int] = []
+    def __call__(self) -> GenerateSummary:
+        if self.cfg.progress and available("tqdm.auto"):
+            from tqdm.auto import tqdm
 
-    def flush() -> None:
-        nonlocal pending
-        if pending:
-            batch, pending = pending, []
-            run(batch)
-            tick(len(batch))
+            self.bar = tqdm(total=len(self.indices), desc="pseudo labels", unit="img")
+        try:
+            busy = [index for index in self.indices if self.visit(index)]
+            self.flush()
+            for index in busy:  # once more: finished meanwhile, or abandoned by its owner
+                if self.visit(index, revisit=True):
+                    self.summary.busy += 1
+                    self.tick()
+            self.flush()
+        finally:
+            self.claims.release_all()
+            self.flog.flush()
+            if self.bar is not None:
+                self.bar.close()
+        return self.summary
 
-    try:
-        for index in indices:
-            item = prepare(index)
-            if item == "busy":
-                busy.append(index)
-            elif isinstance(item, tuple):
-                pending.append(item)
-                if len(pending) == batch_size:
-                    flush()
-            else:
-                tick()
-        flush()
-        for index in busy:  # once more: finished meanwhile, or abandoned by its owner
-            item = prepare(index, revisit=True)
-            if item == "busy":
-                summary.busy += 1
-                tick()
-            elif isinstance(item, tuple):
-                pending.append(item)
-                if len(pending) == batch_size:
-                    flush()
-            else:
-                tick()
-        flush()
-    finally:
-        claims.release_all()
-        flog.flush()
-        if bar is not None:
-            bar.close()
-    return summary
+
+def generate(
+    dataset: Sequence[dict[str, Any]],
+    method: Callable[..., Any],
+    out_dir: str | os.PathLike,
+    *args: Any,
+    config: GenerateConfig | None = None,
+    **options: Any,
+) -> GenerateSummary:
+    """Run ``method`` over ``dataset`` and write one label PNG per image, resumably.
+
+    Several runs (processes, machines sharing the folder) may work on one ``out_dir`` at the
+    same time: they split the images through claim files and never delete each other's
+    files (see :mod:`pyg_wsss.pseudo.driver` for the protocol).
+
+    Args:
+        dataset: Indexable (``len`` and ``[i]``) of sample dicts (:mod:`pyg_wsss.data`). If
+            it has a ``names`` attribute (the readers' relative output stems) and ``names``
+            is not given, those are the output names, so a restart skips finished images
+            without loading them; a loaded sample whose ``"name"`` disagrees is a failure.
+        method: ``method(samples: list[dict]) -> labels`` or ``-> (labels, probs)``, with
+            ``labels`` one ``[H, W]`` integer map per sample (255 = unlabelled) and ``probs``
+            one ``[K, H, W]`` float array per sample. If it takes a ``device`` argument, the
+            ``device`` is passed.
+        out_dir: Output folder (created). Files: ``<name>.png`` (palette PNG),
+            ``<name>.npy`` / ``<name>.npz`` (probabilities, with ``save_probs``), and
+            ``failures.tsv`` (``name``, ``index``, ``reason``: one current row per failing
+            image).
+        config: A :class:`GenerateConfig` (also accepted as the 4th positional argument).
+        *args, **options: The former form, still accepted: any :class:`GenerateConfig`
+            field by keyword (``batch_size=4, progress=False, shard=(0, 2)``, ...;
+            overrides ``config``), or ``batch_size, device, save_probs, probs_format,
+            progress, names, overwrite, failures_file`` positionally after ``out_dir``.
+
+    Returns:
+        :class:`GenerateSummary` with ``done`` (written now), ``skipped`` (already present),
+        ``failed``, ``busy`` (left to another live run) and the ``(name, reason)`` list.
+
+    Raises:
+        TypeError, ValueError: a bad argument (named in the message).
+        PermissionError, ValueError: ``out_dir`` or the failure log cannot be written; raised
+            at start, before any image is loaded or computed.
+
+    An image counts as finished when its PNG (and, with ``save_probs``, its probability
+    file) exists; since both are written atomically (temporary file + :func:`os.replace`),
+    an interrupted run restarted with the same arguments recomputes only the rest.
+    """
+    return _GenerateRun(dataset, method, out_dir, _generate_config(args, config, options))()

@@ -490,3 +490,36 @@ def test_output_name():
     assert output_name(None, 7) == "000007" and output_name("???", 3) == "000003"
     with pytest.raises(ValueError, match="'..'"):
         output_name("a/../b")
+
+
+def test_config_passed_whole_and_the_old_forms(tmp_path):
+    """Issue 18: the options are one GenerateConfig; keyword options (and the former
+    positional ones) still work and give the same files."""
+    from pyg_wsss.pseudo.driver import GenerateConfig
+
+    ids = np.array([0, 7, 42, 99, 100], np.uint8)
+    cfg = GenerateConfig(batch_size=2, progress=False, label_transform=lambda lab: ids[lab],
+                         save_probs=False, names=[f"n{i}" for i in range(5)])
+    a = generate(_dataset(), _method, tmp_path / "a", cfg)
+    b = generate(_dataset(), _method, tmp_path / "b", config=cfg)
+    c = generate(_dataset(), _method, tmp_path / "c", batch_size=2, progress=False,
+                 label_transform=lambda lab: ids[lab], names=cfg.names)
+    d = generate(_dataset(), _method, tmp_path / "d", 2, "cpu", False, "npy", False, cfg.names,
+                 label_transform=lambda lab: ids[lab])
+    assert [(s.done, s.total) for s in (a, b, c, d)] == [(5, 5)] * 4
+    for i in range(5):
+        arrs = [_read(tmp_path / k / f"n{i}.png") for k in "abcd"]
+        assert all(np.array_equal(arrs[0], x) for x in arrs) and np.all(arrs[0] == ids[i])
+    # a keyword option overrides the config's field; the config itself is not changed
+    e = generate(_dataset(2), _method, tmp_path / "e", cfg, names=None, shard=(0, 2))
+    assert e.total == 1 and cfg.shard is None and cfg.names is not None
+    with pytest.raises(TypeError, match="batchsize"):
+        generate(_dataset(), _method, tmp_path, batchsize=2)
+    with pytest.raises(TypeError, match="multiple values"):
+        generate(_dataset(), _method, tmp_path, 2, batch_size=2)
+    with pytest.raises(TypeError, match="GenerateConfig"):
+        generate(_dataset(), _method, tmp_path, config={"batch_size": 2})
+    with pytest.raises(TypeError, match="positional"):
+        generate(_dataset(), _method, tmp_path, cfg, 2)
+    with pytest.raises(ValueError, match="batch_size"):
+        generate(_dataset(), _method, tmp_path, GenerateConfig(batch_size=0))
