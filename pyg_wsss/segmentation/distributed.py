@@ -38,7 +38,15 @@ from pyg_wsss import distributed as dist_utils
 from pyg_wsss._checks import check_positive
 from pyg_wsss.distributed import GlobalBatchSampler
 from pyg_wsss.segmentation.data import PseudoLabelDataset
-from pyg_wsss.segmentation.train import poly_lr
+from pyg_wsss.segmentation.train import (
+    SegmentationTrainConfig,
+    check_model_and_dataset,
+    progress_bar,
+    set_poly_lr,
+    sgd_optimizer,
+    start_training,
+    train_config,
+)
 
 __all__ = ["train_segmentation_distributed", "evaluate_segmentation_distributed",
            "load_checkpoint", "save_checkpoint", "GlobalBatchSampler"]
@@ -85,52 +93,62 @@ def load_checkpoint(path: str | os.PathLike,
     return state
 
 
+def _resume_distributed(path: Path | None, cfg: SegmentationTrainConfig,
+                        model: nn.Module) -> tuple[dict[str, Any] | None, int]:
+    """The checkpoint state (loaded into ``model``) and the iteration to start at; a
+    checkpoint of another batch size or seed is refused."""
+    if path is None or not cfg.resume or not path.is_file():
+        return None, 0
+    state = load_checkpoint(path, map_location="cpu")
+    old, settings = state.get("meta", {}), cfg.settings()
+    for key in ("batch_size", "seed"):
+        if key in old and old[key] != settings[key]:
+            raise ValueError(f"{path} was trained with {key}={old[key]}, not {settings[key]}"
+                             f": resume with the same {key} (or another checkpoint file)")
+    model.load_state_dict(state["model"])
+    return state, int(state["iteration"])
+
+
+def _global_loss(net: nn.Module, images: Tensor, labels: Tensor) -> tuple[Tensor, Tensor]:
+    """This rank's summed cross-entropy and labelled-pixel count (the global mean is taken
+    by :func:`pyg_wsss.distributed.ddp_train_step`)."""
+    logits = net(images)
+    if logits.shape[-2:] != labels.shape[-2:]:
+        logits = F.interpolate(logits, size=labels.shape[-2:], mode="bilinear",
+                               align_corners=False)
+    total = F.cross_entropy(logits, labels, ignore_index=255, reduction="sum")
+    return total, (labels != 255).sum()
+
+
 def train_segmentation_distributed(
     model: nn.Module,
     dataset: PseudoLabelDataset,
-    iterations: int = 2000,
-    batch_size: int = 8,
-    lr: float = 2.5e-4,
-    momentum: float = 0.9,
-    weight_decay: float = 5e-4,
-    poly_power: float = 0.9,
-    head_lr_mult: float = 10.0,
-    grm_lr_mult: float = 1.0,
-    freeze_bn: bool = False,
-    sync_batchnorm: bool = False,
-    checkpoint: str | os.PathLike | None = None,
-    checkpoint_every: int = 500,
-    resume: bool = True,
-    device: str | torch.device = "cpu",
-    seed: int = 0,
-    progress: bool = False,
+    config: SegmentationTrainConfig | None = None,
+    *,
     history: list[float] | None = None,
-    meta: dict[str, Any] | None = None,
+    **options: Any,
 ) -> nn.Module:
     """Train a stage-2 network on pseudo-labels on every rank of the job (or one process).
 
     Call it on every rank after :func:`pyg_wsss.distributed.init_distributed` (or without a
     process group: one process). The settings are those of
-    :func:`~pyg_wsss.segmentation.train_segmentation`; see the module docstring for what
-    makes N ranks follow one process.
+    :func:`~pyg_wsss.segmentation.train_segmentation`, one
+    :class:`~pyg_wsss.segmentation.train.SegmentationTrainConfig`; see the module docstring
+    for what makes N ranks follow one process. Under DDP, ``batch_size`` is the *global*
+    batch (a multiple of the number of ranks), the checkpoint is saved by rank 0 and resumed
+    on any number of ranks, ``device`` may be ``"cpu"``, ``"cuda"`` (= ``cuda:LOCAL_RANK``)
+    or ``"auto"``, and ``sync_batchnorm`` converts BatchNorm layers to
+    :class:`~torch.nn.SyncBatchNorm` when several ranks run (GPUs only).
 
     Args:
         model: Maps ``[B, 3, H, W]`` in ``[0, 1]`` to logits ``[B, K, H, W]`` (the same
             initial weights are broadcast from rank 0).
         dataset: A :class:`~pyg_wsss.segmentation.PseudoLabelDataset` (every rank the same).
-        iterations: Total iterations.
-        batch_size: The *global* batch (a multiple of the number of ranks).
-        freeze_bn: BatchNorm layers in eval mode (their statistics do not depend on the
-            split over ranks).
-        sync_batchnorm: Convert BatchNorm layers to :class:`~torch.nn.SyncBatchNorm` when
-            several ranks run (GPUs only; torch has no CPU kernel for it).
-        checkpoint: File saved by rank 0 every ``checkpoint_every`` iterations and at the
-            end, and resumed from (``resume``) on any number of ranks.
-        device: ``"cpu"``, ``"cuda"`` (= ``cuda:LOCAL_RANK``), ``"auto"``.
-        seed: Seed of the sampler, the augmentation and dropout.
+        config: The settings (:class:`~pyg_wsss.segmentation.train.SegmentationTrainConfig`).
         history: If given, the global mean loss of every iteration is appended (the same
             on every rank).
-        meta: Extra entries stored in the checkpoint (e.g. how to rebuild the model).
+        **options: The former keyword form, still accepted: any config field
+            (``iterations=...``, ``freeze_bn=True``, ``meta={...}``), overriding ``config``.
 
     Returns:
         The trained model (unwrapped from DDP, in eval mode).
@@ -139,72 +157,33 @@ def train_segmentation_distributed(
         ValueError: a bad argument, or a checkpoint written with another batch size or seed.
         pyg_wsss.distributed.DistributedError: another rank died or timed out.
     """
-    if not isinstance(model, nn.Module):
-        raise TypeError(f"'model' must be an nn.Module, got {type(model).__name__}")
-    if not isinstance(dataset, PseudoLabelDataset):
-        raise TypeError("'dataset' must be a PseudoLabelDataset")
-    check_positive(iterations, "iterations", integer=True)
-    check_positive(batch_size, "batch_size", integer=True)
-    check_positive(lr, "lr")
-    check_positive(checkpoint_every, "checkpoint_every", integer=True)
+    check_model_and_dataset(model, dataset)
+    cfg = train_config(config, options, "train_segmentation_distributed")
+    cfg.check()
     world = dist_utils.world_size()
-    sampler = GlobalBatchSampler(len(dataset), batch_size, seed)
-    device = dist_utils.device_for_rank(device)
-
-    if sync_batchnorm:
+    sampler = GlobalBatchSampler(len(dataset), cfg.batch_size, cfg.seed)
+    device = dist_utils.device_for_rank(cfg.device)
+    if cfg.sync_batchnorm:
         model = dist_utils.convert_sync_batchnorm(model, device)
-    path = Path(checkpoint) if checkpoint is not None else None
-    state = None
-    start = 0
-    settings = {"iterations": iterations, "batch_size": batch_size, "seed": seed}
-    if path is not None and resume and path.is_file():
-        state = load_checkpoint(path, map_location="cpu")
-        old = state.get("meta", {})
-        for key in ("batch_size", "seed"):
-            if key in old and old[key] != settings[key]:
-                raise ValueError(f"{path} was trained with {key}={old[key]}, not {settings[key]}"
-                                 f": resume with the same {key} (or another checkpoint file)")
-        model.load_state_dict(state["model"])
-        start = int(state["iteration"])
+    path = Path(cfg.checkpoint) if cfg.checkpoint is not None else None
+    state, start = _resume_distributed(path, cfg, model)
     model.to(device)
-    groups = (model.param_groups(lr, head_lr_mult, grm_lr_mult) if hasattr(model, "param_groups")
-              else [{"params": [p for p in model.parameters() if p.requires_grad], "lr": lr,
-                     "lr_mult": 1.0}])
-    optimizer = torch.optim.SGD(groups, lr=lr, momentum=momentum, weight_decay=weight_decay)
+    optimizer = sgd_optimizer(model, cfg)
     if state is not None and state.get("optimizer") is not None:
         optimizer.load_state_dict(state["optimizer"])
     ddp = dist_utils.wrap_model(model, device)
-    record = {**(meta or {}), **settings, "world_size": world}
-
-    bar = None
-    if progress and dist_utils.is_main():
-        from pyg_wsss._optional import require
-
-        bar = require("tqdm.auto", "progress bars").tqdm(total=iterations, initial=start,
-                                                          desc=f"stage 2 ({world} ranks)")
+    record = {**(cfg.meta or {}), **cfg.settings(), "world_size": world}
+    bar = progress_bar(cfg, start, f"stage 2 ({world} ranks)") if dist_utils.is_main() else None
     ddp.train()
-    if freeze_bn:
-        for m in model.modules():
-            if isinstance(m, nn.modules.batchnorm._BatchNorm):
-                m.eval()
-
-    def loss_fn(net: nn.Module, images: Tensor, labels: Tensor) -> tuple[Tensor, Tensor]:
-        logits = net(images)
-        if logits.shape[-2:] != labels.shape[-2:]:
-            logits = F.interpolate(logits, size=labels.shape[-2:], mode="bilinear",
-                                   align_corners=False)
-        total = F.cross_entropy(logits, labels, ignore_index=255, reduction="sum")
-        return total, (labels != 255).sum()
-
-    for it in range(start, iterations):
-        for group in optimizer.param_groups:
-            group["lr"] = poly_lr(lr, it, iterations, poly_power) * group.get("lr_mult", 1.0)
-        images, labels = _local_batch(dataset, sampler.batch(it), seed)
+    start_training(model, cfg.freeze_bn)  # model.train() again: a no-op but for BN
+    for it in range(start, cfg.iterations):
+        set_poly_lr(optimizer, cfg, it)
+        images, labels = _local_batch(dataset, sampler.batch(it), cfg.seed)
         images, labels = images.to(device), labels.to(device)
-        torch.manual_seed(seed * 31 + it)  # dropout etc.
+        torch.manual_seed(cfg.seed * 31 + it)  # dropout etc.
         try:
             loss = dist_utils.ddp_train_step(ddp, optimizer,
-                                             lambda net: loss_fn(net, images, labels))
+                                             lambda net: _global_loss(net, images, labels))
         except FloatingPointError as err:
             raise FloatingPointError(f"stage-2 loss became non-finite at iteration {it}: "
                                      f"{err}") from None
@@ -213,7 +192,8 @@ def train_segmentation_distributed(
         if bar is not None:
             bar.update(1)
             bar.set_postfix(loss=f"{loss:.3f}")
-        if path is not None and ((it + 1) % checkpoint_every == 0 or it + 1 == iterations):
+        if path is not None and ((it + 1) % cfg.checkpoint_every == 0
+                                 or it + 1 == cfg.iterations):
             save_checkpoint(path, model, optimizer, it + 1, record)
     if bar is not None:
         bar.close()

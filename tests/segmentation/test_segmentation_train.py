@@ -113,3 +113,33 @@ def test_bad_input(toy_samples):
     )
     with pytest.raises(ValueError, match="crop_size"):
         train_segmentation(_model(), mixed, iterations=1, batch_size=2)
+
+
+def test_config_passed_whole_equals_the_keyword_form(one_thread, toy_samples):
+    """Issue 18: one SegmentationTrainConfig for both trainers; keywords still accepted."""
+    from pyg_wsss.segmentation.distributed import train_segmentation_distributed
+    from pyg_wsss.segmentation.train import SegmentationTrainConfig
+
+    ds = PseudoLabelDataset(toy_samples, [s["mask"] for s in toy_samples], crop_size=24)
+    cfg = SegmentationTrainConfig(iterations=3, batch_size=2, lr=0.05, head_lr_mult=1.0, seed=1)
+    h1, h2, h3 = [], [], []
+    a = train_segmentation(_model(), ds, cfg, history=h1)
+    b = train_segmentation(_model(), ds, iterations=3, batch_size=2, lr=0.05, head_lr_mult=1.0,
+                           seed=1, history=h2)
+    c = train_segmentation(_model(), ds, cfg.replace(iterations=1), iterations=3, history=h3)
+    assert h1 == h2 == h3 and len(h1) == 3
+    for x, y, z in zip(a.state_dict().values(), b.state_dict().values(),
+                       c.state_dict().values()):
+        torch.testing.assert_close(x, y)
+        torch.testing.assert_close(x, z)
+    hd = []
+    train_segmentation_distributed(_model(), ds, cfg.replace(iterations=1), history=hd)
+    assert len(hd) == 1
+    with pytest.raises(TypeError, match="SegmentationTrainConfig"):
+        train_segmentation(_model(), ds, 3)  # the former positional iterations
+    with pytest.raises(TypeError, match="iteration"):
+        train_segmentation(_model(), ds, iteration=3)
+    with pytest.raises(ValueError, match="sync_batchnorm"):
+        train_segmentation(_model(), ds, cfg, sync_batchnorm=True)
+    with pytest.raises(ValueError, match="iterations"):
+        train_segmentation_distributed(_model(), ds, cfg, iterations=0)
