@@ -371,6 +371,119 @@ def build_graphs(
 
 
 # ------------------------------------------------------------------- A2GNN training
+@dataclass
+class A2GNNStepInputs:
+    """Everything of an A2GNN training run that stays fixed over its steps, on the device
+    (built once by :func:`prepare_a2gnn_inputs`, validated there).
+
+    Attributes:
+        x, edge_index, edge_weight, batch: The PyG batch of the images' graphs.
+        num_graphs, max_num_nodes: ``B`` and the largest graph (static shapes).
+        kernel_edge_index, kernel: Gated-CRF window graph and kernel (``None``: no
+            regulariser).
+        boxes: The images' boxes on the node grids (``None``: no MP loss / consistency
+            check), see :func:`pyg_wsss.nn.functional.multi_point.prepare_boxes`.
+    """
+
+    x: Tensor
+    edge_index: Tensor
+    edge_weight: Tensor
+    batch: Tensor
+    num_graphs: int
+    max_num_nodes: int
+    kernel_edge_index: Optional[Tensor] = None
+    kernel: Optional[Tensor] = None
+    boxes: Any = None
+
+
+def prepare_a2gnn_inputs(
+    graphs: Sequence[Data],
+    cfg: A2GNNConfig,
+    boxes: Optional[Sequence[Tensor]] = None,
+    box_labels: Optional[Sequence[Tensor]] = None,
+    device: torch.device | str = "cpu",
+) -> A2GNNStepInputs:
+    """The static inputs of :func:`a2gnn_train_step` for ``graphs`` (one PyG batch, the
+    Gated-CRF window kernels, the prepared boxes), see :func:`train_a2gnn`."""
+    from ..graphs.pixel import pixel_graph
+    from ..nn.functional.gated_crf import gated_crf_kernel
+    from ..nn.functional.multi_point import prepare_boxes
+
+    device = torch.device(device)
+    data = [Data(x=g.x.float(), edge_index=g.edge_index, edge_weight=g.edge_weight.float(),
+                 num_nodes=g.x.size(0)) for g in graphs]
+    batch = Batch.from_data_list(data).to(device)
+    num_nodes = [int(g.x.size(0)) for g in graphs]
+    kernel_ei, kernel = None, None
+    if cfg.use_reg and cfg.reg_weight > 0 and cfg.stage2_epochs > 0:
+        eis, ks, offset = [], [], 0
+        for g in graphs:
+            h, w = g.grid_size
+            pg = pixel_graph(h, w, cfg.crf_radius, shape="square", device=device)
+            colour = g.colour.to(device).float()
+            ks.append(gated_crf_kernel(colour, pg.pos, pg.edge_index))
+            eis.append(pg.edge_index + offset)
+            offset += h * w
+        kernel_ei, kernel = torch.cat(eis, 1), torch.cat(ks)
+    prepared = None
+    if boxes is not None and box_labels is not None and cfg.use_mp:
+        box_t = torch.cat([torch.as_tensor(bx).long().view(-1, 4).cpu() for bx in boxes])
+        lab_t = torch.cat([torch.as_tensor(lb).long().view(-1).cpu() for lb in box_labels])
+        box_batch = torch.cat([torch.full((len(torch.as_tensor(lb).view(-1)),), k, dtype=torch.long)
+                               for k, lb in enumerate(box_labels)])
+        grid = torch.tensor([list(g.grid_size) for g in graphs])
+        prepared = prepare_boxes(batch.num_nodes, box_t, lab_t, grid, box_batch,
+                                 batch.ptr.cpu(), device)
+    return A2GNNStepInputs(batch.x, batch.edge_index, batch.edge_weight, batch.batch,
+                           len(graphs), max(num_nodes, default=0), kernel_ei, kernel, prepared)
+
+
+def a2gnn_train_step(
+    model: Any,
+    inputs: A2GNNStepInputs,
+    labels: Tensor,
+    dropout_mask: Optional[Tensor],
+    cfg: A2GNNConfig,
+    stage2: bool,
+) -> tuple[Tensor, Tensor, Optional[Tensor]]:
+    """One A2GNN training step up to the loss (forward, consistency check, losses): what
+    :func:`train_a2gnn` runs before ``loss.backward()`` and the optimiser step. It compiles
+    with ``torch.compile(fullgraph=True)`` (no host read, static shapes; the backward is
+    compiled with it by AOTAutograd).
+
+    Returns:
+        ``(loss, labels, removed)``: the summed per-image loss, the seed labels after the
+        consistency check (stage 2 with boxes; else ``labels``) and the number of removed
+        seeds as a 0-dim tensor (``None`` without a check).
+    """
+    from ..nn.functional.cross_entropy import partial_cross_entropy
+    from ..nn.functional.gated_crf import gated_crf_loss
+    from ..nn.functional.multi_point import consistency_check, multi_point_loss, select_box_points
+
+    b, pb = inputs.num_graphs, inputs.boxes
+    logits, h = model(inputs.x, inputs.edge_index, inputs.edge_weight, batch=inputs.batch,
+                      dropout_mask=dropout_mask, max_num_nodes=inputs.max_num_nodes)
+    removed = None
+    if pb is not None and stage2 and cfg.use_cc:
+        pts, owner = select_box_points(logits, pb, variant=cfg.mp_variant)
+        new = consistency_check(h, labels, pb, None, pts, owner, None, threshold=cfg.cc_threshold)
+        removed = (new != labels).sum()
+        labels = new
+    if cfg.class_balanced:
+        loss = class_balanced_cross_entropy(logits, labels, inputs.batch, b)
+    else:
+        loss = partial_cross_entropy(logits, labels, balanced=cfg.balanced_ce,
+                                     batch=inputs.batch, num_graphs=b, reduction="sum")
+    if pb is not None:
+        loss = loss + multi_point_loss(logits, h, pb, variant=cfg.mp_variant, reduction="sum")
+    if stage2 and inputs.kernel is not None:
+        loss = loss + cfg.reg_weight * gated_crf_loss(
+            logits, inputs.kernel_edge_index, inputs.kernel, batch=inputs.batch,
+            num_graphs=b, reduction="sum"
+        )
+    return loss, labels, removed
+
+
 def train_a2gnn(
     graphs: Sequence[Data],
     node_seeds: Sequence[Tensor],
@@ -390,12 +503,14 @@ def train_a2gnn(
     weights (``num_graphs = B``); the loss is the **sum** of the per-image losses, so each
     model gets exactly the gradient it would get alone and Adam (element-wise) makes the
     same updates: the result equals ``B`` single-image runs (initialisation from
-    ``seeds[b]``, dropout masks from a per-image generator).
+    ``seeds[b]``, dropout masks from a per-image generator on ``device``).
 
     Loss per image: stage 1 (``stage1_epochs``) balanced CE on the seeds (+ MP with boxes);
     stage 2 adds ``reg_weight`` x Gated-CRF (window ``crf_radius``, A2GNN kernel on the
     ImageNet-normalised colour) and consistency checking (boxes, ``use_cc``). All terms at
     node resolution (departure: the code computes CE/MP on logits upsampled to the image).
+    A step (:func:`a2gnn_train_step`) reads nothing back to the host: the history is
+    collected on the device and read once at the end.
 
     Args:
         graphs: Each with ``x``, ``edge_index``, ``edge_weight``, ``grid_size`` and (for the
@@ -407,10 +522,6 @@ def train_a2gnn(
             (MP loss and consistency checking).
         seeds: Per-image seeds (default ``0..B-1``).
     """
-    from ..graphs.pixel import pixel_graph
-    from ..nn.functional.cross_entropy import partial_cross_entropy
-    from ..nn.functional.gated_crf import gated_crf_kernel, gated_crf_loss
-    from ..nn.functional.multi_point import consistency_check, multi_point_loss, select_box_points
     from ..nn.models.a2gnn import A2GNN, dropout_masks
 
     cfg = config or A2GNNConfig()
@@ -423,84 +534,46 @@ def train_a2gnn(
     seeds = list(range(b)) if seeds is None else [int(s) for s in seeds]
     if len(seeds) != b:
         raise ValueError(f"'seeds' has {len(seeds)} entries for {b} graphs")
-    data = [Data(x=g.x.float(), edge_index=g.edge_index, edge_weight=g.edge_weight.float(),
-                 num_nodes=g.x.size(0)) for g in graphs]
-    batch = Batch.from_data_list(data).to(device)
+    inputs = prepare_a2gnn_inputs(graphs, cfg, boxes, box_labels, device)
     labels = torch.cat([s.long().view(-1) for s in node_seeds]).to(device)
-    if labels.numel() != batch.num_nodes:
+    if labels.numel() != inputs.x.size(0):
         raise ValueError("'node_seeds' do not match the graphs' node counts")
-    grid = torch.tensor([list(g.grid_size) for g in graphs])
     num_nodes = [int(g.x.size(0)) for g in graphs]
-
-    # Gated-CRF window graph + kernel per image (static)
-    kernel_ei, kernel = None, None
-    if cfg.use_reg and cfg.reg_weight > 0 and cfg.stage2_epochs > 0:
-        eis, ks, offset = [], [], 0
-        for g in graphs:
-            h, w = g.grid_size
-            pg = pixel_graph(h, w, cfg.crf_radius, shape="square", device=device)
-            colour = g.colour.to(device).float()
-            ks.append(gated_crf_kernel(colour, pg.pos, pg.edge_index))
-            eis.append(pg.edge_index + offset)
-            offset += h * w
-        kernel_ei, kernel = torch.cat(eis, 1), torch.cat(ks)
-
-    use_boxes = boxes is not None and box_labels is not None and cfg.use_mp
-    if use_boxes:
-        box_t = torch.cat([torch.as_tensor(bx).long().view(-1, 4) for bx in boxes]).to(device)
-        lab_t = torch.cat([torch.as_tensor(lb).long().view(-1) for lb in box_labels]).to(device)
-        box_batch = torch.cat([torch.full((len(torch.as_tensor(lb).view(-1)),), k, dtype=torch.long)
-                               for k, lb in enumerate(box_labels)]).to(device)
-        ptr = batch.ptr.cpu()
-
     model = A2GNN(
         graphs[0].x.size(1), num_classes, hidden_channels=cfg.hidden_channels,
         dropout=cfg.dropout, num_graphs=b, seeds=seeds, beta=cfg.beta,
         negative_cosine=cfg.negative_cosine,
     ).to(device)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    gens = [torch.Generator().manual_seed(10_007 * s + 17) for s in seeds]
-    history: dict[str, list] = {"loss": [], "removed": []}
-    total = cfg.stage1_epochs + cfg.stage2_epochs
-    steps = range(total)
+    gens = [torch.Generator(device=device).manual_seed(10_007 * s + 17) for s in seeds]
+    losses, removed = [], []
+    steps = range(cfg.stage1_epochs + cfg.stage2_epochs)
     if progress:
         from tqdm.auto import tqdm
 
         steps = tqdm(steps, desc="A2GNN")
     model.train()
     for epoch in steps:
-        stage2 = epoch >= cfg.stage1_epochs
         mask = dropout_masks(num_nodes, cfg.hidden_channels, cfg.dropout, gens, device=device)
-        logits, h = model(batch.x, batch.edge_index, batch.edge_weight, batch=batch.batch,
-                          dropout_mask=mask)
-        if use_boxes and stage2 and cfg.use_cc:
-            pts, owner = select_box_points(logits, box_t, lab_t, grid, box_batch, ptr,
-                                           cfg.mp_variant)
-            new = consistency_check(h, labels, box_t, lab_t, pts, owner, grid, box_batch, ptr,
-                                    threshold=cfg.cc_threshold)
-            history["removed"].append(int((new != labels).sum()))
-            labels = new
-        if cfg.class_balanced:
-            loss = class_balanced_cross_entropy(logits, labels, batch.batch, b)
-        else:
-            loss = partial_cross_entropy(logits, labels, balanced=cfg.balanced_ce,
-                                         batch=batch.batch, num_graphs=b, reduction="sum")
-        if use_boxes:
-            loss = loss + multi_point_loss(logits, h, box_t, lab_t, grid, box_batch, ptr,
-                                           variant=cfg.mp_variant, reduction="sum")
-        if stage2 and kernel is not None:
-            loss = loss + cfg.reg_weight * gated_crf_loss(
-                logits, kernel_ei, kernel, batch=batch.batch, num_graphs=b, reduction="sum"
-            )
+        loss, labels, n_removed = a2gnn_train_step(
+            model, inputs, labels, mask, cfg, stage2=epoch >= cfg.stage1_epochs
+        )
         opt.zero_grad()
         loss.backward()
         opt.step()
-        history["loss"].append(float(loss.detach()))
+        losses.append(loss.detach())
+        if n_removed is not None:
+            removed.append(n_removed)
+    history: dict[str, list] = {
+        "loss": torch.stack(losses).tolist() if losses else [],
+        "removed": torch.stack(removed).tolist() if removed else [],
+    }
     model.eval()
     with torch.no_grad():
-        logits, _ = model(batch.x, batch.edge_index, batch.edge_weight, batch=batch.batch)
+        logits, _ = model(inputs.x, inputs.edge_index, inputs.edge_weight, batch=inputs.batch,
+                          max_num_nodes=inputs.max_num_nodes)
         probs = logits.softmax(-1)
-    out = [probs[batch.ptr[k]:batch.ptr[k + 1]].cpu() for k in range(b)]
+    out = list(probs.cpu().split(num_nodes))
     return (out, history) if return_history else out
 
 
