@@ -151,52 +151,10 @@ def dense_crf(
     check_positive(clip, "clip")
     if clip >= 1:
         raise ValueError(f"'clip' must be < 1, got {clip}")
-
-    is_tensor = isinstance(probs, Tensor)
-    if is_tensor:
-        device = probs.device
-        arr = probs.detach().cpu().double().numpy()
-    elif isinstance(probs, np.ndarray):
-        arr = probs.astype(np.float64, copy=False)
-    else:
-        raise TypeError(
-            f"'probs' must be a numpy array or torch.Tensor, got {type(probs).__name__}"
-        )
-    if arr.ndim != 3:
-        raise ValueError(f"'probs' must have shape [K, H, W], got {arr.shape}")
+    arr = _probs_array(probs, img)
     k, h, w = arr.shape
-    if k == 0:
-        raise ValueError("'probs' has no channels")
-    if (h, w) != img.shape[:2]:
-        raise ValueError(f"'probs' has spatial size {(h, w)} but 'image' has {img.shape[:2]}")
-    if not np.isfinite(arr).all():
-        raise ValueError("'probs' contains NaN or infinite values")
-
-    if labels is None:
-        keep = np.arange(k)
-    else:
-        keep = np.asarray(list(labels), dtype=np.int64).reshape(-1)
-        if keep.size == 0:
-            raise ValueError("'labels' is empty")
-        if keep.min() < 0 or keep.max() >= k:
-            raise ValueError(f"'labels' must index channels in [0, {k - 1}], got {keep.tolist()}")
-        if np.unique(keep).size != keep.size:
-            raise ValueError(f"'labels' has duplicates: {keep.tolist()}")
-    sub = arr[keep]
-
-    if scores == "logits":
-        sub = sub - sub.max(axis=0, keepdims=True)
-        sub = np.exp(sub)
-        sub = sub / sub.sum(axis=0, keepdims=True)
-    else:
-        if (sub < 0).any():
-            raise ValueError(
-                "'probs' has negative values; pass scores='logits' for unnormalised logits"
-            )
-        if normalized:
-            total = sub.sum(axis=0, keepdims=True)
-            sub = np.where(total > 0, sub / np.where(total > 0, total, 1.0), 1.0 / len(keep))
-
+    keep = _kept_channels(labels, k)
+    sub = _crf_probabilities(arr[keep], scores, normalized)
     n = len(keep)
     unary = -np.log(np.clip(sub, clip, 1.0)).reshape(n, -1).astype(np.float32)
     if n == 1:
@@ -218,6 +176,59 @@ def dense_crf(
         out[keep] = q
     else:
         out = q
-    if is_tensor:
-        return torch.from_numpy(out).to(device)
+    if isinstance(probs, Tensor):
+        return torch.from_numpy(out).to(probs.device)
     return out
+
+
+def _probs_array(probs: ArrayLike, img: np.ndarray) -> np.ndarray:
+    """``probs`` as a finite float64 ``[K, H, W]`` array of the image's size."""
+    if isinstance(probs, Tensor):
+        arr = probs.detach().cpu().double().numpy()
+    elif isinstance(probs, np.ndarray):
+        arr = probs.astype(np.float64, copy=False)
+    else:
+        raise TypeError(
+            f"'probs' must be a numpy array or torch.Tensor, got {type(probs).__name__}"
+        )
+    if arr.ndim != 3:
+        raise ValueError(f"'probs' must have shape [K, H, W], got {arr.shape}")
+    k, h, w = arr.shape
+    if k == 0:
+        raise ValueError("'probs' has no channels")
+    if (h, w) != img.shape[:2]:
+        raise ValueError(f"'probs' has spatial size {(h, w)} but 'image' has {img.shape[:2]}")
+    if not np.isfinite(arr).all():
+        raise ValueError("'probs' contains NaN or infinite values")
+    return arr
+
+
+def _kept_channels(labels: Sequence[int] | None, k: int) -> np.ndarray:
+    """The channel indices the CRF runs over (``labels``, checked; ``None``: all ``k``)."""
+    if labels is None:
+        return np.arange(k)
+    keep = np.asarray(list(labels), dtype=np.int64).reshape(-1)
+    if keep.size == 0:
+        raise ValueError("'labels' is empty")
+    if keep.min() < 0 or keep.max() >= k:
+        raise ValueError(f"'labels' must index channels in [0, {k - 1}], got {keep.tolist()}")
+    if np.unique(keep).size != keep.size:
+        raise ValueError(f"'labels' has duplicates: {keep.tolist()}")
+    return keep
+
+
+def _crf_probabilities(sub: np.ndarray, scores: str, normalized: bool) -> np.ndarray:
+    """The kept channels' scores as the CRF's ``p`` (softmax of logits, renormalised or
+    as given; see :func:`dense_crf`)."""
+    if scores == "logits":
+        sub = sub - sub.max(axis=0, keepdims=True)
+        sub = np.exp(sub)
+        return sub / sub.sum(axis=0, keepdims=True)
+    if (sub < 0).any():
+        raise ValueError(
+            "'probs' has negative values; pass scores='logits' for unnormalised logits"
+        )
+    if normalized:
+        total = sub.sum(axis=0, keepdims=True)
+        sub = np.where(total > 0, sub / np.where(total > 0, total, 1.0), 1.0 / len(sub))
+    return sub
