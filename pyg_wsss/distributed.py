@@ -17,11 +17,18 @@ Everything here is a thin layer over ``torch.distributed`` (no engine of its own
   collectives evaluation needs (confusion matrices, per-rank summaries); one rank: identity.
 * :func:`wrap_model` / :func:`ddp_train_step` / :func:`distributed_batch` are the generic
   pieces for dataset-level training under DistributedDataParallel with the same global
-  batch as one process (used by :mod:`pyg_wsss.segmentation.distributed`; any training loop
-  of the package can call them).
+  batch as one process (used by :mod:`pyg_wsss.segmentation.distributed` and by the
+  package's dataset-level trainers ``train_group_wsss``, ``train_knowledge_classifier`` and
+  ``train_affinity_net``).
+* :func:`data_parallel` resolves a trainer's ``distributed=None | True | False`` keyword
+  (``None``: data-parallel when more than one rank runs, outside :func:`local_work`);
+  :func:`local_work` marks per-rank work (e.g. labelling this rank's shard) in which the
+  auto-detection must not make the ranks train together; :func:`sync_buffers` copies rank
+  0's buffers (BatchNorm statistics) to every rank after training.
 """
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import os
 import random
@@ -37,14 +44,15 @@ __all__ = [
     "seed_for_rank", "all_gather_object", "broadcast_object", "all_reduce_sum",
     "wrap_model", "unwrap_model", "distributed_batch", "ddp_train_step",
     "convert_sync_batchnorm", "GlobalBatchSampler", "ddp_fit", "LossModule", "device_for_rank",
-    "seed_everything", "DEFAULT_TIMEOUT",
+    "seed_everything", "data_parallel", "local_work", "sync_buffers", "DEFAULT_TIMEOUT",
 ]
 
 #: Default seconds a collective (and :func:`barrier`) waits for the other ranks.
 DEFAULT_TIMEOUT = 1800.0
 _BACKEND_ENV = "PYG_WSSS_DIST_BACKEND"
 
-_state: dict[str, Any] = {"cpu_group": None, "timeout": DEFAULT_TIMEOUT, "owned": False}
+_state: dict[str, Any] = {"cpu_group": None, "timeout": DEFAULT_TIMEOUT, "owned": False,
+                          "local": 0}
 
 
 class DistributedError(RuntimeError):
@@ -395,6 +403,48 @@ def wrap_model(model: nn.Module, device: torch.device | str = "cpu",
         if device.type == "cuda" else None
     return _collective("DistributedDataParallel(...)",
                        lambda: DDP(model, device_ids=ids, **ddp_kwargs))
+
+
+def data_parallel(distributed: bool | None = None) -> bool:
+    """Whether a trainer called with ``distributed=`` should train data-parallel.
+
+    ``None`` (auto): ``torch.distributed`` is initialised with more than one rank and the
+    call is not inside :func:`local_work`. ``True`` / ``False`` are returned as given
+    (``True`` with one rank runs the data-parallel code path on that rank alone).
+    """
+    if distributed is None:
+        return is_initialized() and world_size() > 1 and _state["local"] == 0
+    if not isinstance(distributed, (bool, np.bool_)):
+        raise TypeError(f"'distributed' must be True, False or None, got {distributed!r}")
+    return bool(distributed)
+
+
+@contextlib.contextmanager
+def local_work() -> Any:
+    """A block of per-rank work: inside it :func:`data_parallel` ``(None)`` is ``False``.
+
+    Use it around work whose inputs differ between ranks (e.g. labelling this rank's shard
+    of the images, where a trainer runs on each batch of the shard): trainers left on
+    auto-detection then train on this rank alone instead of joining the other ranks'
+    collectives (which would hang or mix different data). Re-entrant."""
+    _state["local"] += 1
+    try:
+        yield
+    finally:
+        _state["local"] -= 1
+
+
+def sync_buffers(model: nn.Module, src: int = 0) -> nn.Module:
+    """Broadcast rank ``src``'s buffers (e.g. BatchNorm running statistics) to every rank,
+    in place; a no-op for one rank. DDP copies rank 0's buffers at the start of every
+    forward pass only, so after the last training step each rank holds its own statistics:
+    call this once training ends so every rank continues with the same model."""
+    if not is_initialized() or world_size() == 1:
+        return model
+    dist = _dist()
+    for buf in unwrap_model(model).buffers():
+        _collective("broadcast of the buffers", lambda buf=buf: dist.broadcast(buf, src=src))
+    return model
 
 
 def unwrap_model(model: nn.Module) -> nn.Module:

@@ -132,6 +132,10 @@ def train_group_wsss(
     accumulate_cams: bool = False,
     progress: bool = True,
     seed: int = 0,
+    distributed: Optional[bool] = None,
+    sync_batchnorm: bool = False,
+    freeze_bn: bool = False,
+    history: Optional[list] = None,
 ) -> tuple[GroupGNN, Optional[OnlineCAMAccumulator]]:
     r"""Train a :class:`GroupGNN` on image tags with groups of ``group_size`` images.
 
@@ -149,9 +153,39 @@ def train_group_wsss(
     anchors' self-ensembled maps from the second epoch on (the last epoch without the
     probability gate) in an :class:`OnlineCAMAccumulator` keyed by sample index.
 
+    Data-parallel training (``distributed``; ``None``: when ``torch.distributed`` runs with
+    more than one rank, see :func:`pyg_wsss.distributed.data_parallel`): every rank draws
+    the same groups and flips from ``seed`` (the one-process draws), takes groups
+    ``rank, rank + world, ...`` of each step's ``groups_per_step`` and runs the model in
+    :class:`~torch.nn.parallel.DistributedDataParallel` (:meth:`GroupGNN.forward_features`
+    behind :class:`pyg_wsss.distributed.LossModule` with a frozen backbone); the step's
+    gradient is that of the one-process loss (G 12 summed over the ranks' nodes and divided
+    by the global node count, :func:`pyg_wsss.distributed.ddp_train_step`), so N ranks
+    follow one process's losses and weights up to float rounding (tested: 2 gloo ranks,
+    rtol 1e-4) when nothing else is random. What cannot match: graph dropout masks (drawn
+    by :class:`~pyg_wsss.nn.graph_dropout.GraphDropout` from each rank's global torch RNG
+    for its own nodes; use ``graph_dropout=False`` for an exact match) and BatchNorm batch
+    statistics of a trained backbone (each rank normalises over its own images: use
+    ``freeze_bn``, a frozen backbone (``backbone_lr=0``) or ``sync_batchnorm`` on GPUs).
+    Groups are whole graphs (no edge crosses two groups), so a group's output does not
+    depend on the split. Use ``groups_per_step`` >= the number of ranks (a rank without a
+    group in a step runs a zero-weighted forward pass). The accumulator is merged over the
+    ranks at the end (element-wise maximum, as one process's) and rank 0's buffers are
+    copied to every rank; the progress bar is rank 0's.
+
+    Args:
+        distributed: ``None`` (auto), ``True`` (the data-parallel path, also on one rank) or
+            ``False`` (every rank trains alone on all groups, the one-process result).
+        sync_batchnorm: Convert the backbone's BatchNorm to SyncBatchNorm when data-parallel
+            (GPUs only; torch has no CPU SyncBatchNorm).
+        freeze_bn: Keep every BatchNorm layer in eval mode (running statistics, no update).
+        history: A list that receives the loss of every step (the global mean when
+            data-parallel).
+
     Returns:
         ``(model in eval mode, accumulator or None)``.
     """
+    from .. import distributed as D
     from ..graphs import GreedyGroupSampler
 
     if not isinstance(model, GroupGNN):
@@ -165,13 +199,18 @@ def train_group_wsss(
     images, tags = stack_images(samples, image_size)
     if tags.size(1) != model.num_classes:
         raise ValueError(f"samples have {tags.size(1)} classes, the model {model.num_classes}")
+    parallel = D.data_parallel(distributed)
     gen = torch.Generator().manual_seed(seed)
+    if parallel and sync_batchnorm:
+        model.backbone = D.convert_sync_batchnorm(model.backbone, device)
     model.to(device).train()
     freeze = backbone_lr is not None and backbone_lr == 0
     if freeze:
         for p in model.backbone.parameters():
             p.requires_grad_(False)
         model.backbone.eval()
+    if freeze_bn:
+        _eval_batchnorm(model)
     groups_cfg = model.parameter_groups(lr, None if freeze else backbone_lr)
     opt = torch.optim.SGD(
         groups_cfg, lr=lr, momentum=momentum, nesterov=momentum > 0, weight_decay=weight_decay
@@ -194,6 +233,14 @@ def train_group_wsss(
                     x = images[s : s + 16].to(device)
                     fs.append(model.backbone_features(x.flip(-1) if flipped else x))
                 cache.append(torch.cat(fs))
+    if parallel:
+        _train_group_parallel(
+            model, opt, sched, group_sampler, images, tags, cache, loops, epochs,
+            groups_per_step, lambda_mid, flip, gen, device, freeze, acc, history,
+            progress and D.is_main(),
+        )
+        model.eval()
+        return model, acc
     for epoch in _progress(range(epochs), "Group-WSSS epochs", progress):
         group_sampler.set_epoch(epoch)
         groups = list(group_sampler)
@@ -217,6 +264,8 @@ def train_group_wsss(
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
+            if history is not None:
+                history.append(float(loss.detach()))
             if freeze:
                 model.backbone.eval()
             if acc is not None and epoch >= min(1, epochs - 1):
@@ -231,6 +280,88 @@ def train_group_wsss(
         sched.step()
     model.eval()
     return model, acc
+
+
+def _eval_batchnorm(model: nn.Module) -> None:
+    for m in model.modules():
+        if isinstance(m, nn.modules.batchnorm._BatchNorm):
+            m.eval()
+
+
+def _train_group_parallel(
+    model: GroupGNN, opt: torch.optim.Optimizer, sched: Any, group_sampler: Any,
+    images: Tensor, tags: Tensor, cache: Optional[list[Tensor]], loops: bool, epochs: int,
+    groups_per_step: int, lambda_mid: float, flip: bool, gen: torch.Generator,
+    device: torch.device, freeze: bool, acc: Optional[OnlineCAMAccumulator],
+    history: Optional[list], progress: bool,
+) -> None:
+    """The data-parallel loop of :func:`train_group_wsss`: the one-process draws (groups,
+    flips), this rank's groups of every step, DDP, the one-process gradient."""
+    from .. import distributed as D
+
+    rank, world = D.rank(), D.world_size()
+    net = D.wrap_model(
+        D.LossModule(model, "forward_features") if cache is not None else model, device
+    )
+    for epoch in _progress(range(epochs), "Group-WSSS epochs", progress):
+        group_sampler.set_epoch(epoch)
+        groups = list(group_sampler)
+        for start in range(0, len(groups), groups_per_step):
+            chunk = groups[start : start + groups_per_step]
+            sizes = [len(g) for g in chunk]
+            # the one-process flip draw over all nodes of the step, then this rank's part
+            f_all = torch.rand(sum(sizes), generator=gen) < 0.5 if flip else None
+            mine = list(range(rank, len(chunk), world))
+            weight = 1.0 if mine else 0.0  # no group here: a zero-weighted forward pass
+            sel = mine or [0]
+            offsets = np.concatenate([[0], np.cumsum(sizes)])
+            pos = torch.cat([torch.arange(int(offsets[j]), int(offsets[j + 1])) for j in sel])
+            part = [chunk[j] for j in sel]
+            nodes, edge_index = group_batch(part, tags, loops)
+            f = f_all[pos] if f_all is not None else None
+            y, edge_index = tags[nodes].to(device), edge_index.to(device)
+            if cache is not None:
+                x = cache[0][nodes.to(device)]
+                if f is not None:
+                    fd = f.to(device)
+                    x = torch.where(fd[:, None, None, None], cache[1][nodes.to(device)], x)
+            else:
+                x = images[nodes]
+                if f is not None:
+                    x = torch.where(f[:, None, None, None], x.flip(-1), x)
+                x = x.to(device)
+            box: dict[str, Any] = {}
+
+            def loss_fn(m: nn.Module, x: Tensor = x, ei: Tensor = edge_index, y: Tensor = y):
+                out = m(x, ei)
+                box["out"] = out
+                loss = group_wsss_loss(out.logits, out.logits_mid, y, lambda_mid)
+                n = y.numel() if weight else 0
+                return loss * (y.numel() * weight), n
+
+            loss = D.ddp_train_step(net, opt, loss_fn)
+            if history is not None:
+                history.append(loss)
+            if freeze:
+                model.backbone.eval()
+            if acc is not None and mine and epoch >= min(1, epochs - 1):
+                out = box["out"]
+                anchors = torch.tensor([0] + [len(g) for g in part[:-1]]).cumsum(0)
+                cam = (out.cam + out.cam_mid).detach()[anchors] / 2
+                if f is not None:
+                    cam = torch.where(f[anchors].to(device)[:, None, None, None], cam.flip(-1), cam)
+                acc.update(
+                    [int(nodes[a]) for a in anchors], cam, y[anchors],
+                    torch.sigmoid(out.logits.detach()[anchors]), force=epoch == epochs - 1,
+                )
+        sched.step()
+    D.sync_buffers(model)
+    if acc is not None:  # one process's maps: the element-wise maximum over the ranks
+        merged: dict[Any, Tensor] = {}
+        for maps in D.all_gather_object(acc.maps):
+            for key, m in maps.items():
+                merged[key] = torch.maximum(merged[key], m) if key in merged else m
+        acc.maps = {k: merged[k] for k in sorted(merged)}
 
 
 @torch.no_grad()

@@ -256,15 +256,58 @@ def test_a_killed_rank_ends_the_job_and_a_rerun_loses_nothing(tiny, tmp_path):
 # ----------------------------------------------------------------------------- DDP training
 
 
+def _check_trainers(one: dict, two: dict) -> None:
+    """The package's trainers, one process (today's code path) vs 2 gloo ranks (DDP)."""
+    for name in ("group", "group_frozen", "knowledge", "affinity_net"):
+        a, b = one[name], two[name]
+        assert len(a["history"]) == len(b["history"]) > 0, name
+        np.testing.assert_allclose(b["history"], a["history"], rtol=1e-4, err_msg=name)
+        np.testing.assert_allclose(b["weights"], a["weights"], rtol=1e-4, atol=1e-6,
+                                   err_msg=name)
+        if "acc" in a:  # the online CAM accumulator, merged over the ranks
+            assert sorted(b["acc"]) == sorted(a["acc"])
+            np.testing.assert_allclose([b["acc"][k] for k in sorted(a["acc"])],
+                                       [a["acc"][k] for k in sorted(a["acc"])], rtol=1e-4)
+    assert two["ranks_agree"]  # also with BatchNorm trained (rank 0's statistics)
+    assert one["auto"] == {"outside": False, "inside": False, "local_steps": 5}
+    assert two["auto"] == {"outside": True, "inside": False, "local_steps": 5}  # rank 0
+    assert one["sync_bn_error"] is None  # one process: sync_batchnorm is a no-op
+    assert "GPU" in two["sync_bn_error"]  # torch has no CPU SyncBatchNorm
+
+
+def test_trainers_data_parallel_path_on_one_process(one_thread):
+    """distributed=True on one process (no process group): the data-parallel code path of
+    the three trainers gives today's one-process results (rounding aside), also with
+    BatchNorm trained (one rank sees every image)."""
+    worker = _load(WORKER, "ddp_worker")
+    today, forced = worker.trainers(None), worker.trainers(True)
+    for name in ("group", "group_frozen", "knowledge", "knowledge_bn", "affinity_net"):
+        np.testing.assert_allclose(forced[name]["history"], today[name]["history"],
+                                   rtol=1e-5, err_msg=name)
+        np.testing.assert_allclose(forced[name]["weights"], today[name]["weights"],
+                                   rtol=1e-5, atol=1e-6, err_msg=name)
+    assert D.data_parallel(None) is False and D.data_parallel(True) is True
+    with D.local_work():
+        assert D.data_parallel(None) is False and D.data_parallel(True) is True
+    with pytest.raises(TypeError, match="distributed"):
+        D.data_parallel("yes")
+    torch = pytest.importorskip("torch")
+    bn = torch.nn.BatchNorm1d(2)
+    assert D.sync_buffers(bn) is bn  # one rank: a no-op
+
+
 def test_ddp_follows_one_process_and_resumes_on_another_world(tmp_path, one_thread):
     """Same global batch (4): 2 gloo ranks follow the 1-process losses (rtol 1e-4, BatchNorm
-    frozen), also the affinity head through the generic ddp_fit; rank 1 dying at iteration 3
-    of 5 ends the job, and a 1-process rerun resumes from rank 0's checkpoint to the same
-    final weights and losses."""
+    frozen), also the affinity head through the generic ddp_fit and the package's own
+    trainers (train_group_wsss with a trained and a frozen backbone, graph dropout off;
+    train_knowledge_classifier with BatchNorm frozen; train_affinity_net), all in the same
+    torchrun job; rank 1 dying at iteration 3 of 5 ends the job, and a 1-process rerun
+    resumes from rank 0's checkpoint to the same final weights and losses."""
     worker = _load(WORKER, "ddp_worker")
-    assert worker.main(["--out", str(tmp_path / "one.json"), "--iterations", "5"]) == 0
+    assert worker.main(["--out", str(tmp_path / "one.json"), "--iterations", "5",
+                        "--trainers", "1"]) == 0
     r = torchrun(str(WORKER), "--out", str(tmp_path / "two.json"), "--iterations", "5",
-                 cwd=tmp_path)
+                 "--trainers", "1", cwd=tmp_path)
     assert r.returncode == 0, r.stderr[-2000:]
     one = json.loads((tmp_path / "one.json").read_text())
     two = json.loads((tmp_path / "two.json").read_text())
@@ -281,6 +324,7 @@ def test_ddp_follows_one_process_and_resumes_on_another_world(tmp_path, one_thre
                                rtol=1e-4)
     np.testing.assert_allclose(two["classifier_weights"], one["classifier_weights"],
                                rtol=1e-4, atol=1e-6)
+    _check_trainers(one["trainers"], two["trainers"])
 
     ckpt = tmp_path / "ckpt.pt"
     procs = ranks([str(WORKER), "--out", str(tmp_path / "dead.json"), "--iterations", "5",
