@@ -96,17 +96,20 @@ def add_identity_norm(
     return edge_index, deg_inv_sqrt[row] * edge_weight * deg_inv_sqrt[col]
 
 
-def _to_edge_list(
-    edge_index: Adj, edge_weight: OptTensor, num_nodes: int
-) -> tuple[Tensor, OptTensor]:
-    """``(edge_index [2, E], edge_weight)`` of a ``[2, E]`` tensor, an ``EdgeIndex``, a
-    ``torch.sparse`` (COO/CSR) or ``SparseTensor`` adjacency ``adj_t[i, j] = E_ij``."""
-    if isinstance(edge_index, (tuple, list)):
+def _reject_pair(value: object) -> None:
+    if isinstance(value, (tuple, list)):
         raise ValueError(
             "GraphReasoningMapping reasons over one class graph (a single node type): "
             "bipartite / heterogeneous input (e.g. through torch_geometric.nn.to_hetero) is "
             "not supported"
         )
+
+
+def _to_edge_list(
+    edge_index: Adj, edge_weight: OptTensor, num_nodes: int
+) -> tuple[Tensor, OptTensor]:
+    """``(edge_index [2, E], edge_weight)`` of a ``[2, E]`` tensor, an ``EdgeIndex``, a
+    ``torch.sparse`` (COO/CSR) or ``SparseTensor`` adjacency ``adj_t[i, j] = E_ij``."""
     sparse = None
     if WITH_TORCH_SPARSE and isinstance(edge_index, SparseTensor):
         row, col, value = edge_index.coo()
@@ -310,8 +313,7 @@ class GraphReasoningMapping(MessagePassing):
         ``edge_index`` is a ``[2, E]`` tensor (int64/int32, ``EdgeIndex``) or a
         ``torch.sparse`` / ``SparseTensor`` adjacency ``adj_t[i, j] = E_ij`` (its values are
         the edge weights unless ``edge_weight`` is given)."""
-        if isinstance(node_features, (tuple, list)):
-            _to_edge_list(node_features, None, 0)  # the clear error of bipartite input
+        _reject_pair(node_features)
         num_nodes = node_features.size(0) if isinstance(node_features, Tensor) else 0
         edge_index, edge_weight = _to_edge_list(edge_index, edge_weight, num_nodes)
         if not torch.compiler.is_compiling():  # value checks would break the compiled graph
@@ -378,8 +380,7 @@ class GraphReasoningMapping(MessagePassing):
                 sparse adjacency).
             return_mapping: Also return :math:`H` ``[B, C, HW]``.
         """
-        if isinstance(x, (tuple, list)):
-            _to_edge_list(x, None, 0)  # the clear error of bipartite input
+        _reject_pair(x)
         if not torch.compiler.is_compiling():
             check_tensor(x, "x", ndim=4, floating=True, finite=True)
             if x.size(1) != self.in_channels:

@@ -287,3 +287,37 @@ def test_fused_equals_gather_scatter_values_and_grads(negative):
         torch.testing.assert_close(a, b)
     for a, b in zip(grads[0], grads[1]):
         torch.testing.assert_close(a, b)
+
+
+def test_message_hooks_take_the_propagate_path():
+    # PyG hooks (e.g. AttentionExplainer's) see message(x_j, alpha) on the default layer
+    ei, ew = _graph(n=7, e=20, seed=11)
+    x = torch.rand(7, 3, dtype=torch.float64)
+    conv = AffinityAttentionConv().double()
+    assert conv._use_fused()
+    ref = conv(x, ei, ew)
+    seen = []
+    handle = conv.register_message_forward_hook(
+        lambda module, inputs, out: seen.append(inputs[0]["alpha"].shape)
+    )
+    try:
+        assert not conv._use_fused()
+        torch.testing.assert_close(conv(x, ei, ew), ref)
+    finally:
+        handle.remove()
+    assert seen == [torch.Size([ei.size(1) + 7])] and conv._use_fused()
+
+
+def test_bad_bipartite_inputs():
+    conv = AffinityAttentionConv(add_self_loops=False)
+    ei = torch.tensor([[0], [1]])
+    with pytest.raises(ValueError, match="widths"):
+        conv((torch.rand(3, 2), torch.rand(2, 4)), ei)
+    with pytest.raises(TypeError, match="pair"):
+        conv((torch.rand(3, 2),), ei)
+    with pytest.raises(TypeError, match="pair"):
+        conv((torch.rand(3, 2), None), ei)
+    with pytest.raises(ValueError, match="num_dst, num_src"):
+        conv(torch.rand(3, 2), torch.eye(4).to_sparse())
+    with pytest.raises(TypeError, match="edge_index"):
+        conv(torch.rand(3, 2), [[0], [1]])

@@ -194,6 +194,15 @@ def test_bad_input():
         conv(torch.randn(2, 4, 3, 3), torch.zeros(3, 2, dtype=torch.long))
     with pytest.raises(ValueError):
         co_attention(torch.randn(1, 2, 2), torch.randn(1, 2, 2), torch.randn(1, 2, 2), "x")
+    with pytest.raises(TypeError, match="edge_index"):
+        conv(torch.randn(2, 4, 3, 3), [[0], [1]])
+    with pytest.raises(ValueError, match="num_dst, num_src"):
+        conv(torch.randn(2, 4, 3, 3), torch.eye(3).to_sparse())
+    code = CoAttentionConv(4, variant="code")
+    with pytest.raises(ValueError, match="channels"):
+        code((torch.randn(2, 4, 3, 3), torch.randn(2, 5, 3, 3)), ei)
+    with pytest.raises(TypeError, match="pair"):
+        code((torch.randn(2, 4, 3, 3),), ei)
 
 
 def test_auto_path_and_fused_kernel_selected():
@@ -219,3 +228,10 @@ def test_auto_path_and_fused_kernel_selected():
     names = {e.key for e in prof.key_averages()}
     assert any("flash_attention" in n for n in names), names
     assert not any("attention_math" in n for n in names)
+
+
+def test_dynamo_no_graph_breaks():
+    conv = CoAttentionConv(4, attention="dense")
+    torch._dynamo.reset()
+    explanation = torch._dynamo.explain(conv)(torch.randn(3, 4, 2, 2), _complete(3, loops=True))
+    assert explanation.graph_break_count == 0, explanation.break_reasons

@@ -209,6 +209,14 @@ def test_bad_input():
         grm(torch.full((1, D, 3, 3), float("nan")), v, ei, ew)
     with pytest.raises(ValueError, match="square"):
         relation_to_edge_index(torch.rand(3, 4))
+    with pytest.raises(TypeError, match="edge_index"):
+        grm(torch.randn(1, D, 3, 3), v, ei.tolist(), ew)
+    with pytest.raises(ValueError, match="one class graph"):
+        grm((torch.randn(1, D, 3, 3), torch.randn(1, D, 3, 3)), v, ei, ew)
+    with pytest.raises(ValueError, match="one class graph"):
+        grm(torch.randn(1, D, 3, 3), (v, v), ei, ew)
+    with pytest.raises(ValueError, match="class adjacency"):
+        grm(torch.randn(1, D, 3, 3), v, torch.eye(C + 1).to_sparse())
 
 
 def test_no_graph_breaks():
