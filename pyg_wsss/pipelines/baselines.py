@@ -12,7 +12,9 @@ The demo rows are registered with :func:`~pyg_wsss.pipelines.register_demo`.
 """
 from __future__ import annotations
 
+import dataclasses
 import math
+from dataclasses import dataclass
 from typing import Any, Sequence
 
 import numpy as np
@@ -26,6 +28,7 @@ __all__ = [
     "cam_threshold_labels",
     "cam_seed_labels",
     "random_walk_crf_labels",
+    "RandomWalkCRFConfig",
     "seed_precision",
     "demo",
 ]
@@ -105,35 +108,63 @@ def _auto_stride(height: int, width: int, max_nodes: int) -> int:
     return max(1, math.ceil(math.sqrt(height * width / max_nodes)))
 
 
-def random_walk_crf_labels(
-    samples: Sequence[dict[str, Any]],
-    cams: Sequence[Tensor],
-    features: Sequence[Sequence[Tensor]] | None = None,
-    stride: int | None = None,
-    max_nodes: int = 6000,
-    radius: int = 5,
-    beta: float = 8.0,
-    log_t: int = 6,
-    bg_power: float = 6.0,
-    sigma_rgb: float = 0.1,
-    crf_preset: str = "psa",
-    crf: bool = True,
-    device: torch.device | str = "cpu",
-) -> list[np.ndarray]:
-    """CAM -> affinity (colour Gaussian, times the feature affinity of the deepest feature
-    map when ``features`` are given) -> sparse random walk (``2^log_t`` steps, ``beta``) ->
-    dense CRF over background + tags (``crf_preset``) -> argmax.
+@dataclass
+class RandomWalkCRFConfig:
+    """The settings of :func:`random_walk_crf_labels` (passed whole).
 
-    ``stride=None`` picks the smallest stride whose grid has at most ``max_nodes`` nodes.
+    Fields:
+        stride: Pixel-graph stride (``None``: the smallest whose grid has at most
+            ``max_nodes`` nodes).
+        max_nodes: Node budget of the automatic stride.
+        radius: Neighbourhood radius of the pixel graph.
+        beta: Power of the affinities (PSA's ``beta``).
+        log_t: ``2^log_t`` random-walk steps.
+        bg_power: Background score ``(1 - max CAM)^bg_power``.
+        sigma_rgb: Colour bandwidth of the Gaussian affinity.
+        crf_preset: Dense CRF preset of the last step (:data:`pyg_wsss.pseudo.CRF_PRESETS`).
+        crf: Run the dense CRF (else the argmax of the walked scores).
+        device: Where the walk runs.
     """
+
+    stride: int | None = None
+    max_nodes: int = 6000
+    radius: int = 5
+    beta: float = 8.0
+    log_t: int = 6
+    bg_power: float = 6.0
+    sigma_rgb: float = 0.1
+    crf_preset: str = "psa"
+    crf: bool = True
+    device: torch.device | str = "cpu"
+
+
+def _walk_config(config: RandomWalkCRFConfig | None,
+                 options: dict[str, Any]) -> RandomWalkCRFConfig:
+    if config is None:
+        config = RandomWalkCRFConfig()
+    elif not isinstance(config, RandomWalkCRFConfig):
+        raise TypeError(
+            "random_walk_crf_labels(samples, cams, features, config): the 4th argument is a "
+            f"RandomWalkCRFConfig, got {type(config).__name__} {config!r}; give the settings "
+            "by keyword (stride=..., radius=..., ...) or as RandomWalkCRFConfig(...)")
+    fields = {f.name for f in dataclasses.fields(config)}
+    unknown = sorted(set(options) - fields)
+    if unknown:
+        raise TypeError(f"random_walk_crf_labels() got unexpected keyword argument(s) "
+                        f"{unknown}; the settings are the RandomWalkCRFConfig fields "
+                        f"{sorted(fields)}")
+    return dataclasses.replace(config, **options) if options else config
+
+
+def _check_walk_inputs(samples: Any, cams: Any, features: Any,
+                       cfg: RandomWalkCRFConfig) -> None:
     from .._checks import check_positive
-    from ..pseudo import random_walk_from_image
-    from ..pseudo.crf import _resolve_preset, dense_crf
+    from ..pseudo.crf import _resolve_preset
 
     _check_inputs(samples, cams)
-    if stride is not None:
-        check_positive(stride, "stride", integer=True)
-    check_positive(max_nodes, "max_nodes", integer=True)
+    if cfg.stride is not None:
+        check_positive(cfg.stride, "stride", integer=True)
+    check_positive(cfg.max_nodes, "max_nodes", integer=True)
     if features is not None:
         if isinstance(features, (str, bytes, Tensor, np.ndarray)) or not hasattr(
             features, "__len__"
@@ -146,27 +177,49 @@ def random_walk_crf_labels(
             raise ValueError(
                 f"'features' has {len(features)} entries for {len(samples)} samples"
             )
-    if crf:
-        _resolve_preset(crf_preset)
+    if cfg.crf:
+        _resolve_preset(cfg.crf_preset)
     try:
-        torch.device(device)
+        torch.device(cfg.device)
     except (RuntimeError, TypeError) as err:
-        raise ValueError(f"'device' is not a torch device: {device!r} ({err})") from None
+        raise ValueError(f"'device' is not a torch device: {cfg.device!r} ({err})") from None
+
+
+def random_walk_crf_labels(
+    samples: Sequence[dict[str, Any]],
+    cams: Sequence[Tensor],
+    features: Sequence[Sequence[Tensor]] | None = None,
+    config: RandomWalkCRFConfig | None = None,
+    **options: Any,
+) -> list[np.ndarray]:
+    """CAM -> affinity (colour Gaussian, times the feature affinity of the deepest feature
+    map when ``features`` are given) -> sparse random walk (``2^log_t`` steps, ``beta``) ->
+    dense CRF over background + tags (``crf_preset``) -> argmax.
+
+    The settings are one :class:`RandomWalkCRFConfig` (``config``) or, as before, its fields
+    by keyword (``stride=4, log_t=3, crf=False``, ...; they override ``config``).
+    ``stride=None`` picks the smallest stride whose grid has at most ``max_nodes`` nodes.
+    """
+    from ..pseudo import random_walk_from_image
+    from ..pseudo.crf import dense_crf
+
+    cfg = _walk_config(config, options)
+    _check_walk_inputs(samples, cams, features, cfg)
     out = []
     for i, (s, cam) in enumerate(zip(samples, cams)):
         image = s["image"]
         tags = _tags(s, cam.shape[0])
-        st = stride or _auto_stride(image.shape[0], image.shape[1], max_nodes)
+        st = cfg.stride or _auto_stride(image.shape[0], image.shape[1], cfg.max_nodes)
         feat = None
         if features is not None and features[i]:
             feat = features[i][-1]
         probs = random_walk_from_image(
-            image, cam, tags, features=feat, stride=st, radius=radius, beta=beta, log_t=log_t,
-            bg_power=bg_power, sigma_rgb=sigma_rgb, device=device,
+            image, cam, tags, features=feat, stride=st, radius=cfg.radius, beta=cfg.beta,
+            log_t=cfg.log_t, bg_power=cfg.bg_power, sigma_rgb=cfg.sigma_rgb, device=cfg.device,
         )
-        if crf:
+        if cfg.crf:
             keep = [0] + (np.flatnonzero(tags > 0) + 1).tolist()
-            probs = dense_crf(image, probs.cpu(), preset=crf_preset, labels=keep)
+            probs = dense_crf(image, probs.cpu(), preset=cfg.crf_preset, labels=keep)
         out.append(probs.argmax(0).cpu().numpy().astype(np.uint8))
     return out
 

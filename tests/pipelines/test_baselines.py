@@ -91,3 +91,19 @@ def test_seed_precision_by_hand():
     prec, cov = seed_precision(seeds, mask)
     assert prec == pytest.approx(2 / 3) and cov == pytest.approx(3 / 4)
     assert np.isnan(seed_precision(np.full((2, 2), 255), np.zeros((2, 2)))[0])
+
+
+def test_random_walk_config_passed_whole(ctx):
+    """Issue 18: RandomWalkCRFConfig whole == the keyword form; a positional stride names
+    the new form."""
+    from pyg_wsss.pipelines.baselines import RandomWalkCRFConfig
+
+    cfg = RandomWalkCRFConfig(crf=False, stride=4, log_t=3)
+    a = random_walk_crf_labels(ctx.samples[:1], ctx.cams[:1], None, cfg)
+    b = random_walk_crf_labels(ctx.samples[:1], ctx.cams[:1], crf=False, stride=4, log_t=3)
+    c = random_walk_crf_labels(ctx.samples[:1], ctx.cams[:1], config=cfg, log_t=3)
+    assert np.array_equal(a[0], b[0]) and np.array_equal(a[0], c[0])
+    with pytest.raises(TypeError, match="RandomWalkCRFConfig"):
+        random_walk_crf_labels(ctx.samples[:1], ctx.cams[:1], None, 4)
+    with pytest.raises(TypeError, match="strides"):
+        random_walk_crf_labels(ctx.samples[:1], ctx.cams[:1], strides=4)
