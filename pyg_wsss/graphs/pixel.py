@@ -86,6 +86,47 @@ class PixelGraph(Data):
         return super().__inc__(key, value, *args, **kwargs)
 
 
+def _graph_offsets(radius: int, shape: str, symmetric: bool, self_loops: bool) -> Tensor:
+    """The ``[S, 2]`` (dy, dx) offsets, source = target + offset: the whole stencil, or
+    (not ``symmetric``) the half-plane ones reversed, sorted like the stencil."""
+    if symmetric:
+        return stencil_offsets(radius, shape, self_loops=self_loops)
+    # directed: target i = p + hh, source p = i - hh  -> offset = -hh
+    offsets = -half_plane_offsets(radius, shape)
+    if self_loops:
+        offsets = torch.cat([offsets, torch.zeros(1, 2, dtype=torch.long)], 0)
+    key = (offsets[:, 0] + 10 * radius + 1) * (40 * radius + 3) + offsets[:, 1]
+    return offsets[key.argsort()]
+
+
+def _grid_edges(h: int, w: int, offsets: Tensor, radius: int,
+                psa: bool) -> tuple[Tensor, Tensor]:
+    """``(edge_index, edge_offset)`` of every in-grid (target, target + offset) pair, sorted
+    by (target, offset); ``psa``: only pairs anchored in PSA's interior crop."""
+    device = offsets.device
+    s = offsets.size(0)
+    rows = torch.arange(h, device=device).view(h, 1, 1)
+    cols = torch.arange(w, device=device).view(1, w, 1)
+    dy = offsets[:, 0].view(1, 1, s)
+    dx = offsets[:, 1].view(1, 1, s)
+    src_r, src_c = rows + dy, cols + dx  # [h, w, s]
+    valid = (src_r >= 0) & (src_r < h) & (src_c >= 0) & (src_c < w)
+    if psa:
+        # The pair {a, a + hh} exists iff 'a' lies in the interior crop. For edge (target i,
+        # source j = i + o): if o is a forward offset then a = i, otherwise a = j.
+        def in_crop(r: Tensor, c: Tensor) -> Tensor:
+            return (r <= h - radius) & (c >= radius - 1) & (c <= w - radius)
+
+        forward = (dy > 0) | ((dy == 0) & (dx > 0))
+        zero = (dy == 0) & (dx == 0)
+        anchor_ok = torch.where(forward, in_crop(rows, cols), in_crop(src_r, src_c))
+        valid = valid & (anchor_ok | zero)
+    target = (rows * w + cols).expand(h, w, s)
+    source = src_r * w + src_c
+    edge_offset = torch.arange(s, device=device).view(1, 1, s).expand(h, w, s)
+    return torch.stack([source[valid], target[valid]], dim=0), edge_offset[valid]
+
+
 def pixel_graph(
     height: int,
     width: int,
@@ -140,41 +181,8 @@ def pixel_graph(
         )
     h, w = int(height), int(width)
     n = h * w
-    half = half_plane_offsets(radius, shape)
-    if symmetric:
-        offsets = stencil_offsets(radius, shape, self_loops=self_loops)
-    else:
-        # directed: target i = p + hh, source p = i - hh  -> offset = -hh
-        offsets = -half
-        if self_loops:
-            offsets = torch.cat([offsets, torch.zeros(1, 2, dtype=torch.long)], 0)
-        key = (offsets[:, 0] + 10 * radius + 1) * (40 * radius + 3) + offsets[:, 1]
-        offsets = offsets[key.argsort()]
-    offsets = offsets.to(device)
-    s = offsets.size(0)
-
-    rows = torch.arange(h, device=device).view(h, 1, 1)
-    cols = torch.arange(w, device=device).view(1, w, 1)
-    dy = offsets[:, 0].view(1, 1, s)
-    dx = offsets[:, 1].view(1, 1, s)
-    src_r, src_c = rows + dy, cols + dx  # [h, w, s]
-    valid = (src_r >= 0) & (src_r < h) & (src_c >= 0) & (src_c < w)
-    if shape == "psa":
-        # The pair {a, a + hh} exists iff 'a' lies in the interior crop. For edge (target i,
-        # source j = i + o): if o is a forward offset then a = i, otherwise a = j.
-        def in_crop(r: Tensor, c: Tensor) -> Tensor:
-            return (r <= h - radius) & (c >= radius - 1) & (c <= w - radius)
-
-        forward = (dy > 0) | ((dy == 0) & (dx > 0))
-        zero = (dy == 0) & (dx == 0)
-        anchor_ok = torch.where(forward, in_crop(rows, cols), in_crop(src_r, src_c))
-        valid = valid & (anchor_ok | zero)
-    target = (rows * w + cols).expand(h, w, s)
-    source = src_r * w + src_c
-    edge_offset = torch.arange(s, device=device).view(1, 1, s).expand(h, w, s)
-    edge_index = torch.stack([source[valid], target[valid]], dim=0)
-    edge_offset = edge_offset[valid]
-
+    offsets = _graph_offsets(radius, shape, symmetric, self_loops).to(device)
+    edge_index, edge_offset = _grid_edges(h, w, offsets, radius, shape == "psa")
     pos = torch.stack(
         torch.meshgrid(
             torch.arange(h, device=device, dtype=torch.float),
