@@ -467,6 +467,12 @@ class BatchedWSGCN(nn.Module):
         self.w2 = nn.Parameter(torch.empty(b, hidden_channels, num_classes, device=dev, dtype=dt))
         self.b2 = nn.Parameter(torch.empty(b, num_classes, device=dev, dtype=dt))
         self.register_buffer("counts", counts)
+        self._counts = counts.tolist()  # host copy: the dropout draw reads no device value
+        # the COO entries of A~ (and its transpose, in CSR order): the gather/scatter path
+        # traced under torch.compile, where sparse tensors do not trace
+        self.register_buffer("adj_rows", self.adj.to_sparse_coo().indices()[0])
+        self.register_buffer("adj_cols", self.adj.col_indices().clone())
+        self.register_buffer("adj_values", self.adj.values().clone())
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -510,19 +516,27 @@ class BatchedWSGCN(nn.Module):
             self._generators = _dropout_generators(self.seeds.tolist(), dev)
         u = torch.empty(self.batch.numel(), h, dtype=dt, device=dev)
         start = 0
-        for c, g in zip(self.counts.tolist(), self._generators):
+        for c, g in zip(self._counts, self._generators):
             u[start : start + c].uniform_(generator=g)  # half the cost of bernoulli_
             start += c
         return (u < keep).to(dt).div_(keep)
 
-    def forward(self) -> Tensor:
+    def forward(self, dropout_mask: Tensor | None = None) -> Tensor:
         """Log-probabilities ``[N, K]``. Each training-mode call draws fresh per-image
-        dropout masks (between the two layers)."""
+        dropout masks (between the two layers), unless ``dropout_mask`` (``[N, H]``, from
+        :meth:`dropout_mask`, in the sorted-by-image node order) is given: drawing it
+        outside lets the forward run under :func:`torch.compile` (generators do not trace).
+        Under :func:`torch.compile` the propagation is a gather/scatter over the stored
+        entries of :math:`\tilde A` (sparse tensors do not trace)."""
         h = torch.bmm(self.ax_dense, self.w1) + self.b1.unsqueeze(1)  # [B, M, H]
         h = self._to_flat(F.relu(h))
         if self.training and self.dropout > 0:
-            h = h * self.dropout_mask()
-        ah = fixed_spmm(self.adj, self.adj_t, h)  # [N, H] (sorted-by-image node order)
+            h = h * (self.dropout_mask() if dropout_mask is None else dropout_mask)
+        if torch.compiler.is_compiling():
+            msg = self.adj_values.unsqueeze(-1) * h.index_select(0, self.adj_cols)
+            ah = h.new_zeros(h.shape).index_add_(0, self.adj_rows, msg)
+        else:
+            ah = fixed_spmm(self.adj, self.adj_t, h)  # [N, H] (sorted-by-image node order)
         out = torch.bmm(self._to_dense(ah), self.w2) + self.b2.unsqueeze(1)
         out = F.log_softmax(self._to_flat(out), dim=-1)
         if self.node_order is not None:  # back to the caller's node order
@@ -657,6 +671,8 @@ class WSGCNObjective:
         self.lap_weight = config.beta_laplacian / nodes.clamp(min=1)
         self.batch, self.num_graphs = batch, b
         self.laplacian = laplacian if config.beta_laplacian else None
+        self._lap_coo = None if self.laplacian is None else _csr_entries(self.laplacian)
+        self._use_laplacian = self.laplacian is not None  # (compiled code must not touch it)
         self.use_entropy = bool(config.beta_entropy)
         self.on_probs = config.laplacian_on == "probs"
         self._double = (ce_w, ent_w, self.lap_weight)  # masters: casts never compound
@@ -669,6 +685,7 @@ class WSGCNObjective:
             setattr(self, name, master.to(device=device, dtype=dtype or self.ce_weight.dtype))
         if self.laplacian is not None:
             self.laplacian = self.laplacian.to(device=device, dtype=dtype)
+            self._lap_coo = _csr_entries(self.laplacian)
         self.safe_labels, self.batch = self.safe_labels.to(device), self.batch.to(device)
         self.labelled = self.labelled.to(device)
         return self
@@ -689,11 +706,36 @@ class WSGCNObjective:
         if self.use_entropy:
             finite = log_probs.clamp(min=torch.finfo(log_probs.dtype).min)  # 0 log 0 = 0
             loss = loss - ((probs * finite).sum(-1) * self.ent_weight).sum()
-        if self.laplacian is not None:
+        if self._use_laplacian:
             y = probs if self.on_probs else log_probs
-            trace = laplacian_quadratic_form(self.laplacian, y, self.batch, self.num_graphs)
+            if torch.compiler.is_compiling():  # sparse tensors do not trace: gather/scatter
+                rows, cols, vals = self._lap_coo
+                ly = torch.zeros_like(y).index_add_(
+                    0, rows, vals.to(y.dtype).unsqueeze(-1) * y.index_select(0, cols)
+                )
+                trace = y.new_zeros(self.num_graphs).index_add_(0, self.batch, (y * ly).sum(-1))
+            else:
+                trace = laplacian_quadratic_form(self.laplacian, y, self.batch, self.num_graphs)
             loss = loss + (trace * self.lap_weight).sum()
         return loss
+
+
+def _csr_entries(a: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """``(rows, cols, values)`` of a sparse CSR matrix, in its storage order."""
+    rows = torch.repeat_interleave(
+        torch.arange(a.size(0), device=a.device), a.crow_indices().diff()
+    )
+    return rows, a.col_indices().clone(), a.values().clone()
+
+
+def wsgcn_train_step(
+    model: BatchedWSGCN, objective: WSGCNObjective, dropout_mask: Tensor | None = None
+) -> Tensor:
+    """One WSGCN training step up to the loss: the batched forward and
+    :class:`WSGCNObjective` (what :func:`fit_wsgcn` runs before ``loss.backward()`` and the
+    Adam step). With ``dropout_mask`` (:meth:`BatchedWSGCN.dropout_mask`, drawn outside)
+    it compiles with ``torch.compile(fullgraph=True)``; the backward is compiled with it."""
+    return objective(model(dropout_mask=dropout_mask))
 
 
 def fit_wsgcn(
@@ -802,8 +844,8 @@ def fit_wsgcn(
     model.train()
     for _ in it:
         opt.zero_grad(set_to_none=True)
-        out = model()
-        loss = objective(out)
+        mask = model.dropout_mask() if model.dropout > 0 else None
+        loss = wsgcn_train_step(model, objective, mask)
         loss.backward()
         opt.step()
     model.eval()
