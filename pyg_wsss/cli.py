@@ -279,9 +279,9 @@ def _given(args: argparse.Namespace, *keys: str) -> list[str]:
     return [k for k in keys if getattr(args, k, None) is not None]
 
 
-def cmd_pseudo_label(args: argparse.Namespace) -> int:
-    """``pyg-wsss pseudo-label``."""
-    from .pipelines.methods import MethodError, check_combination, check_dataset, get_method
+def _check_pseudo_args(args: argparse.Namespace) -> None:
+    """The flag combinations of ``pseudo-label`` (exit 2 naming the flags)."""
+    from .pipelines.methods import MethodError, check_combination
 
     given = _given(args, "coco", "voc_xml", "masks")
     if len(given) > 1:
@@ -296,17 +296,25 @@ def cmd_pseudo_label(args: argparse.Namespace) -> int:
         check_combination(args.method, args.supervision)
     except MethodError as err:
         _fail(str(err))
-    config = _method_config(_read_config(args.config), args.method)
-    try:
-        from .pipelines.methods import resolve_device
 
-        device = resolve_device(args.device)
+
+def _pseudo_device(text: str) -> Any:
+    """``--device`` of ``pseudo-label``; under torchrun ``cuda`` is the local rank's GPU."""
+    from .pipelines.methods import MethodError, resolve_device
+
+    try:
+        device = resolve_device(text)
     except (MethodError, RuntimeError) as err:
         _fail(str(err))
     if device.type == "cuda" and device.index is None and "LOCAL_RANK" in os.environ:
         from .distributed import device_for_rank  # under torchrun: one GPU per local rank
 
         device = device_for_rank(device)
+    return device
+
+
+def _pseudo_dataset(args: argparse.Namespace) -> Any:
+    """The dataset of ``pseudo-label``, with category ids that fit a PNG and an image."""
     dataset = _open_dataset(args)
     ids = [int(c) for c in dataset.category_ids]
     too_big = [c for c in ids if c > 254 or c < 0]
@@ -316,48 +324,33 @@ def cmd_pseudo_label(args: argparse.Namespace) -> int:
               + (" ..." if len(too_big) > 5 else ""))
     if len(dataset) == 0:
         _fail("the dataset has no images")
+    return dataset
+
+
+def _fit_method(method: Any, dataset: Any, out: Path, args: argparse.Namespace) -> float:
+    """Train ``method`` on the dataset's labels when it needs it and work is left; seconds."""
+    from .pipelines.methods import MethodError
+
+    if not (method.needs_fit and _work_left(dataset, out, args.overwrite)):
+        return 0.0
+    print(f"training on the dataset's {args.supervision} labels "
+          f"({len(dataset)} images) ...", file=sys.stderr, flush=True)
+    t0 = time.perf_counter()
     try:
-        check_dataset(dataset, args.supervision)
-        method = get_method(args.method, args.supervision, dataset, config, device,
-                            progress=not args.no_progress)
+        method.fit(dataset)
     except MethodError as err:
         _fail(str(err))
+    except (RuntimeError, ValueError) as err:  # nothing can be labelled without it
+        _fail(f"training {args.method} on the dataset failed: {type(err).__name__}: "
+              + " ".join(str(err).split()))
+    return time.perf_counter() - t0
 
-    out = Path(args.out)
-    rank, world = _torchrun_rank()
-    group = world > 1 and _start_group(args)  # a process group: one run.json by rank 0
-    run_path = out / ("run.json" if world == 1 or group else f"run.rank{rank}.json")
-    _check_previous_run(run_path, args)
-    out.mkdir(parents=True, exist_ok=True)
-    if group:
-        _group_barrier("start (every rank has read the arguments and the dataset)")
-    classes = {str(cid): name for cid, name in zip(ids, dataset.class_names)}
-    classes[str(IGNORE)] = "unlabelled"
-    if rank == 0 or not group:
-        _atomic_json(out / "classes.json", classes)
 
-    start = time.perf_counter()
-    fit_seconds = 0.0
-    if method.needs_fit and _work_left(dataset, out, args.overwrite):
-        print(f"training on the dataset's {args.supervision} labels "
-              f"({len(dataset)} images) ...", file=sys.stderr, flush=True)
-        t0 = time.perf_counter()
-        try:
-            method.fit(dataset)
-        except MethodError as err:
-            _fail(str(err))
-        except (RuntimeError, ValueError) as err:  # nothing can be labelled without it
-            _fail(f"training {args.method} on the dataset failed: {type(err).__name__}: "
-                  + " ".join(str(err).split()))
-        fit_seconds = time.perf_counter() - t0
-    summary, seconds = _run_driver(dataset, method, out, args, device)
-    total = time.perf_counter() - start
-    ranks = None
-    if group:
-        summary, seconds, ranks = _merge_ranks(summary, seconds, total)
-    seconds = {**_previous_seconds(run_path, args), **seconds}
-
-    record = {
+def _run_record(args: argparse.Namespace, method: Any, device: Any, dataset: Any,
+                summary: Any, seconds: dict[str, float], times: tuple[float, float]) -> dict:
+    """The contents of ``run.json`` (``times``: fit seconds, total seconds)."""
+    fit_seconds, total = times
+    return {
         "command": "pseudo-label",
         "arguments": _arguments(args),
         "method": method.describe(),
@@ -374,6 +367,60 @@ def cmd_pseudo_label(args: argparse.Namespace) -> int:
         "image_seconds": {k: round(v, 4) for k, v in seconds.items()},
         "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
+
+
+def _report(summary: Any, out: Path) -> int:
+    """Print the summary line (and the first failures); the exit code."""
+    print(f"{summary.done} written, {summary.skipped} already done, {summary.failed} failed "
+          f"-> {out}")
+    if not summary.failed:
+        return 0
+    for name, reason in summary.failures[:20]:
+        print(f"  failed: {name}: {reason}")
+    if len(summary.failures) > 20:
+        print(f"  ... and {len(summary.failures) - 20} more")
+    print(f"{summary.failed} images failed, see {out / 'failures.tsv'}")
+    return 1
+
+
+def cmd_pseudo_label(args: argparse.Namespace) -> int:
+    """``pyg-wsss pseudo-label``."""
+    from .pipelines.methods import MethodError, check_dataset, get_method
+
+    _check_pseudo_args(args)
+    config = _method_config(_read_config(args.config), args.method)
+    device = _pseudo_device(args.device)
+    dataset = _pseudo_dataset(args)
+    try:
+        check_dataset(dataset, args.supervision)
+        method = get_method(args.method, args.supervision, dataset, config, device,
+                            progress=not args.no_progress)
+    except MethodError as err:
+        _fail(str(err))
+
+    out = Path(args.out)
+    rank, world = _torchrun_rank()
+    group = world > 1 and _start_group(args)  # a process group: one run.json by rank 0
+    run_path = out / ("run.json" if world == 1 or group else f"run.rank{rank}.json")
+    _check_previous_run(run_path, args)
+    out.mkdir(parents=True, exist_ok=True)
+    if group:
+        _group_barrier("start (every rank has read the arguments and the dataset)")
+    classes = {str(int(cid)): name for cid, name in zip(dataset.category_ids,
+                                                         dataset.class_names)}
+    classes[str(IGNORE)] = "unlabelled"
+    if rank == 0 or not group:
+        _atomic_json(out / "classes.json", classes)
+
+    start = time.perf_counter()
+    fit_seconds = _fit_method(method, dataset, out, args)
+    summary, seconds = _run_driver(dataset, method, out, args, device)
+    total = time.perf_counter() - start
+    ranks = None
+    if group:
+        summary, seconds, ranks = _merge_ranks(summary, seconds, total)
+    seconds = {**_previous_seconds(run_path, args), **seconds}
+    record = _run_record(args, method, device, dataset, summary, seconds, (fit_seconds, total))
     if ranks is not None:
         record["world_size"] = world
         record["ranks"] = ranks
@@ -381,16 +428,7 @@ def cmd_pseudo_label(args: argparse.Namespace) -> int:
         _atomic_json(run_path, record)
     if group:
         _end_group()
-    print(f"{summary.done} written, {summary.skipped} already done, {summary.failed} failed "
-          f"-> {out}")
-    if summary.failed:
-        for name, reason in summary.failures[:20]:
-            print(f"  failed: {name}: {reason}")
-        if len(summary.failures) > 20:
-            print(f"  ... and {len(summary.failures) - 20} more")
-        print(f"{summary.failed} images failed, see {out / 'failures.tsv'}")
-        return 1
-    return 0
+    return _report(summary, out)
 
 
 _PATH_ARGS = ("images", "coco", "voc_xml", "masks", "class_names", "scribbles", "points",
@@ -664,20 +702,21 @@ def _dist_device(text: str) -> Any:
     return device
 
 
-def cmd_train(args: argparse.Namespace) -> int:
-    """``pyg-wsss train``."""
-    import torch
-
-    from .distributed import DistributedError, is_main, world_size
-    from .segmentation import folders as sf
-    from .segmentation.distributed import train_segmentation_distributed
-
+def _check_train_args(args: argparse.Namespace) -> list[int]:
+    """The numeric flags of ``train`` (exit 2 naming the flag); the ASPP ``--rates``."""
     for key in ("iterations", "batch_size", "crop_size", "checkpoint_every", "aspp_channels"):
         if getattr(args, key) < 1:
             _fail(f"--{key.replace('_', '-')} must be at least 1, got {getattr(args, key)}")
     if not args.lr > 0:
         _fail(f"--lr must be positive, got {args.lr}")
-    rates = _int_list(args.rates, "--rates")
+    return _int_list(args.rates, "--rates")
+
+
+def _train_data(args: argparse.Namespace) -> tuple[Any, Any, list[int], list[str]]:
+    """``(image folder, dataset, category ids, class names)``: the images that have a label
+    PNG, their labels mapped to contiguous classes."""
+    from .segmentation import folders as sf
+
     images, labels = Path(args.images), Path(args.labels)
     for flag, d in (("--images", images), ("--labels", labels)):
         if not d.is_dir():
@@ -698,6 +737,59 @@ def cmd_train(args: argparse.Namespace) -> int:
         _fail(f"the labels in {labels} hold one class only ({names[0]}): nothing to learn")
     table = sf.to_contiguous(ids)
     dataset = sf.folder_dataset(folder, labels, table, crop_size=args.crop_size, flip=True)
+    return folder, dataset, ids, names
+
+
+def _train_model(args: argparse.Namespace, meta: dict[str, Any]) -> Any:
+    """The stage-2 network of ``--backbone`` (ImageNet weights unless --no-pretrained)."""
+    import torch
+
+    from .segmentation import folders as sf
+
+    torch.manual_seed(args.seed)
+    pretrained = not args.no_pretrained and args.backbone.lower() not in ("small_cnn",
+                                                                         "small-cnn")
+    try:
+        if pretrained:
+            from .segmentation.deeplab import build_deeplab
+
+            return build_deeplab(meta["num_classes"], backbone=args.backbone, pretrained=True,
+                                 aspp_channels=args.aspp_channels, rates=tuple(meta["rates"]))
+        return sf.model_from_meta(meta)
+    except (ValueError, TypeError, OSError, RuntimeError) as err:
+        _fail(f"--backbone {args.backbone}: {' '.join(str(err).split())}")
+
+
+def _write_train_outputs(args: argparse.Namespace, out: Path, meta: dict[str, Any],
+                         history: list[float], facts: dict[str, Any]) -> None:
+    """``classes.json`` and ``train.json`` (losses merged with a resumed run's) from rank 0;
+    ``facts``: world size, device, images, seconds."""
+    ids, names = meta["category_ids"], meta["class_names"]
+    classes = {str(c): n for c, n in zip(ids, names)}
+    classes[str(IGNORE)] = "unlabelled"
+    _atomic_json(out / "classes.json", classes)
+    old = _json_or_empty(out / "train.json").get("losses", {})
+    losses = {**{str(k): v for k, v in old.items()},
+              **{str(args.iterations - len(history) + i): round(v, 6)
+                 for i, v in enumerate(history)}}
+    _atomic_json(out / "train.json", {
+        "command": "train", "arguments": _arguments(args), "world_size": facts["world"],
+        "device": str(facts["device"]), "versions": _versions(), "images": facts["images"],
+        "model": meta, "losses": losses, "seconds": facts["seconds"],
+        "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
+    last = f", last loss {history[-1]:.4f}" if history else " (nothing left to do)"
+    print(f"trained {len(history)} iterations on {facts['images']} images with "
+          f"{facts['world']} process(es){last} -> {out / 'checkpoint.pt'}")
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    """``pyg-wsss train``."""
+    from .distributed import DistributedError, is_main, world_size
+    from .segmentation.distributed import train_segmentation_distributed
+    from .segmentation.train import SegmentationTrainConfig
+
+    rates = _check_train_args(args)
+    folder, dataset, ids, names = _train_data(args)
     group = _join_for_training(args)
     world = world_size()
     if args.batch_size % world:
@@ -708,49 +800,24 @@ def cmd_train(args: argparse.Namespace) -> int:
               "--freeze-bn on CPU")
     meta = {"backbone": args.backbone, "rates": rates, "aspp_channels": args.aspp_channels,
             "num_classes": len(ids), "category_ids": ids, "class_names": names}
-    torch.manual_seed(args.seed)
-    pretrained = not args.no_pretrained and args.backbone.lower() not in ("small_cnn",
-                                                                         "small-cnn")
-    try:
-        if pretrained:
-            from .segmentation.deeplab import build_deeplab
-
-            model = build_deeplab(len(ids), backbone=args.backbone, pretrained=True,
-                                  aspp_channels=args.aspp_channels, rates=tuple(rates))
-        else:
-            model = sf.model_from_meta(meta)
-    except (ValueError, TypeError, OSError, RuntimeError) as err:
-        _fail(f"--backbone {args.backbone}: {' '.join(str(err).split())}")
+    model = _train_model(args, meta)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    config = SegmentationTrainConfig(
+        iterations=args.iterations, batch_size=args.batch_size, lr=args.lr,
+        freeze_bn=args.freeze_bn, sync_batchnorm=args.sync_batchnorm,
+        checkpoint=out / "checkpoint.pt", checkpoint_every=args.checkpoint_every,
+        device=device, seed=args.seed, progress=not args.no_progress and is_main(), meta=meta)
     history: list[float] = []
     start = time.perf_counter()
     try:
-        train_segmentation_distributed(
-            model, dataset, iterations=args.iterations, batch_size=args.batch_size,
-            lr=args.lr, freeze_bn=args.freeze_bn, sync_batchnorm=args.sync_batchnorm,
-            checkpoint=out / "checkpoint.pt", checkpoint_every=args.checkpoint_every,
-            device=device, seed=args.seed, progress=not args.no_progress and is_main(),
-            history=history, meta=meta)
+        train_segmentation_distributed(model, dataset, config, history=history)
     except (ValueError, FloatingPointError, DistributedError) as err:
         _fail(" ".join(str(err).split()))
     if is_main():
-        classes = {str(c): n for c, n in zip(ids, names)}
-        classes[str(IGNORE)] = "unlabelled"
-        _atomic_json(out / "classes.json", classes)
-        old = _json_or_empty(out / "train.json").get("losses", {})
-        losses = {**{str(k): v for k, v in old.items()},
-                  **{str(args.iterations - len(history) + i): round(v, 6)
-                     for i, v in enumerate(history)}}
-        _atomic_json(out / "train.json", {
-            "command": "train", "arguments": _arguments(args), "world_size": world,
-            "device": str(device), "versions": _versions(), "images": len(folder),
-            "model": meta, "losses": losses,
-            "seconds": round(time.perf_counter() - start, 3),
-            "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
-        last = f", last loss {history[-1]:.4f}" if history else " (nothing left to do)"
-        print(f"trained {len(history)} iterations on {len(folder)} images with {world} "
-              f"process(es){last} -> {out / 'checkpoint.pt'}")
+        _write_train_outputs(args, out, meta, history, {
+            "world": world, "device": device, "images": len(folder),
+            "seconds": round(time.perf_counter() - start, 3)})
     if group:
         _end_group()
     return 0
@@ -932,42 +999,60 @@ def _classes_json(folder: Path) -> dict[str, str]:
     return {str(k): str(v) for k, v in data.items()} if isinstance(data, dict) else {}
 
 
-def cmd_evaluate(args: argparse.Namespace) -> int:
-    """``pyg-wsss evaluate``."""
+def _prediction_of(pred: Path, name: str, i: int, gt: np.ndarray,
+                   table: np.ndarray) -> tuple[np.ndarray | None, str | None, int]:
+    """``(contiguous labels or None, why it is unusable, pixels of unknown value)``; a
+    missing PNG is all 255 with the reason ``"missing"``."""
+    path = _pred_path(pred, name, i)
+    if not path.is_file():
+        return np.full(gt.shape, IGNORE, dtype=np.uint8), "missing", 0
+    try:
+        raw = _read_png(path)
+    except (ValueError, OSError) as err:
+        return None, f"prediction: {' '.join(str(err).split())}", 0
+    if raw.shape != gt.shape:
+        return None, (f"prediction is {raw.shape[1]}x{raw.shape[0]}, the "
+                      f"ground truth {gt.shape[1]}x{gt.shape[0]}"), 0
+    labels = table[raw]
+    return labels, None, int(((labels == IGNORE) & (raw != IGNORE)).sum())
+
+
+def _confusion(truth: Any, pred: Path) -> tuple[Any, dict[str, Any]]:
+    """The confusion matrix of the predictions in ``pred`` against ``truth`` and the counts
+    (``images``, ``missing``, ``unreadable``, ``unknown_pixels``)."""
     from .metrics import ConfusionMatrix
 
-    pred = Path(args.pred)
-    if not pred.is_dir():
-        _fail(f"--pred: not a folder: {pred}")
-    truth = _Truth(args, pred)
     table = _lookup_to_contiguous(truth.category_ids)
     cm = ConfusionMatrix(len(truth.category_ids), class_names=truth.class_names)
-    missing, unreadable, unknown = [], [], 0
-    evaluated = 0
+    counts: dict[str, Any] = {"images": 0, "missing": [], "unreadable": [],
+                              "unknown_pixels": 0}
     for i, name in enumerate(truth.names):
         try:
             gt = truth.mask(i)
         except (ValueError, OSError) as err:
-            unreadable.append((name, " ".join(str(err).split())))
+            counts["unreadable"].append((name, " ".join(str(err).split())))
             continue
-        path = _pred_path(pred, name, i)
-        if not path.is_file():
-            missing.append(name)
-            labels = np.full(gt.shape, IGNORE, dtype=np.uint8)
-        else:
-            try:
-                raw = _read_png(path)
-            except (ValueError, OSError) as err:
-                unreadable.append((name, f"prediction: {' '.join(str(err).split())}"))
-                continue
-            if raw.shape != gt.shape:
-                unreadable.append((name, f"prediction is {raw.shape[1]}x{raw.shape[0]}, the "
-                                         f"ground truth {gt.shape[1]}x{gt.shape[0]}"))
-                continue
-            labels = table[raw]
-            unknown += int(((labels == IGNORE) & (raw != IGNORE)).sum())
+        labels, problem, unknown = _prediction_of(pred, name, i, gt, table)
+        if problem == "missing":
+            counts["missing"].append(name)
+        elif problem is not None:
+            counts["unreadable"].append((name, problem))
+            continue
+        counts["unknown_pixels"] += unknown
         cm.update(labels, gt)
-        evaluated += 1
+        counts["images"] += 1
+    return cm, counts
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    """``pyg-wsss evaluate``."""
+    pred = Path(args.pred)
+    if not pred.is_dir():
+        _fail(f"--pred: not a folder: {pred}")
+    truth = _Truth(args, pred)
+    cm, counts = _confusion(truth, pred)
+    evaluated, missing = counts["images"], counts["missing"]
+    unreadable, unknown = counts["unreadable"], counts["unknown_pixels"]
     if evaluated == 0:
         _fail("no image could be evaluated")
     iou = cm.iou()
@@ -1084,6 +1169,73 @@ def _overlay(image: np.ndarray, labels: np.ndarray, palette: np.ndarray) -> np.n
                           background=False)
 
 
+def _show_sources(args: argparse.Namespace, pred: Path) -> tuple[Any, list[tuple]]:
+    """``(dataset or None, [(index, stem, png path)])``: the first ``--num`` label PNGs, of
+    the dataset's images with --coco / --masks, else of every PNG in ``pred``."""
+    dataset = None
+    if args.coco is not None or args.masks is not None:
+        args.voc_xml = None
+        dataset = _open_dataset(args, default_names=pred / "classes.json")
+        stems = list(dataset.names)
+        found = [(i, s, _pred_path(pred, s, i)) for i, s in enumerate(stems)]
+    else:
+        stems = [p.relative_to(pred).with_suffix("").as_posix()
+                 for p in sorted(pred.rglob("*.png"))]
+        found = [(None, s, pred / f"{s}.png") for s in stems]
+    found = [f for f in found if f[2].is_file()][: args.num]
+    if not found:
+        _fail(f"no label PNGs in {pred} for these images")
+    return dataset, found
+
+
+def _show_image(dataset: Any, images: Path, i: int | None,
+                stem: str) -> tuple[np.ndarray, np.ndarray | None] | None:
+    """``(image, ground truth in category ids or None)`` of one row; ``None`` (with a note
+    on stderr) when the image cannot be read."""
+    if dataset is None:
+        path = _find_image(images, stem)
+        if path is None:
+            print(f"skipping {stem}: no image {stem}.* in {images}", file=sys.stderr)
+            return None
+        return _load_rgb(path), None
+    try:
+        sample = dataset[i]
+    except (ValueError, OSError) as err:
+        print(f"skipping {stem}: {' '.join(str(err).split())}", file=sys.stderr)
+        return None
+    gt = None
+    if "mask" in sample:
+        gt = np.asarray(dataset.to_category_ids(sample["mask"]), dtype=np.uint8)
+    return np.asarray(sample["image"]), gt
+
+
+def _show_rows(dataset: Any, images: Path, found: list[tuple],
+               palette: np.ndarray) -> tuple[list[list[np.ndarray]], list[str], set[int]]:
+    """The picture rows (image, labels over it[, ground truth over it]), their titles and
+    the label values drawn."""
+    rows, row_titles, seen = [], [], set()
+    for i, stem, png in found:
+        labels = _read_png(png)
+        got = _show_image(dataset, images, i, stem)
+        if got is None:
+            continue
+        image, gt = got
+        if labels.shape != image.shape[:2]:
+            print(f"skipping {stem}: labels {labels.shape} vs image {image.shape[:2]}",
+                  file=sys.stderr)
+            continue
+        row = [image, _overlay(image, labels, palette)]
+        seen |= set(np.unique(labels).tolist())
+        if gt is not None:
+            row.append(_overlay(image, gt, palette))
+            seen |= set(np.unique(gt).tolist())
+        rows.append(row)
+        row_titles.append(stem if len(stem) <= 14 else "..." + stem[-11:])
+    if not rows:
+        _fail("nothing to draw")
+    return rows, row_titles, seen
+
+
 def cmd_show(args: argparse.Namespace) -> int:
     """``pyg-wsss show``."""
     from PIL import Image
@@ -1103,54 +1255,9 @@ def cmd_show(args: argparse.Namespace) -> int:
     if args.coco is not None and args.masks is not None:
         _fail("give at most one of --coco and --masks")
     names_of = _classes_json(pred)
-    dataset = None
-    if args.coco is not None or args.masks is not None:
-        args.voc_xml = None
-        dataset = _open_dataset(args, default_names=pred / "classes.json")
-        stems = list(dataset.names)
-    else:
-        stems = [p.relative_to(pred).with_suffix("").as_posix()
-                 for p in sorted(pred.rglob("*.png"))]
-    if dataset is not None:
-        found = [(i, s, _pred_path(pred, s, i)) for i, s in enumerate(stems)]
-    else:
-        found = [(None, s, pred / f"{s}.png") for s in stems]
-    found = [f for f in found if f[2].is_file()][: args.num]
-    if not found:
-        _fail(f"no label PNGs in {pred} for these images")
+    dataset, found = _show_sources(args, pred)
     palette = voc_palette(256)
-    rows, row_titles, seen = [], [], set()
-    for i, stem, png in found:
-        labels = _read_png(png)
-        gt = None
-        if dataset is not None:
-            try:
-                sample = dataset[i]
-            except (ValueError, OSError) as err:
-                print(f"skipping {stem}: {' '.join(str(err).split())}", file=sys.stderr)
-                continue
-            image = np.asarray(sample["image"])
-            if "mask" in sample:
-                gt = np.asarray(dataset.to_category_ids(sample["mask"]), dtype=np.uint8)
-        else:
-            path = _find_image(images, stem)
-            if path is None:
-                print(f"skipping {stem}: no image {stem}.* in {images}", file=sys.stderr)
-                continue
-            image = _load_rgb(path)
-        if labels.shape != image.shape[:2]:
-            print(f"skipping {stem}: labels {labels.shape} vs image {image.shape[:2]}",
-                  file=sys.stderr)
-            continue
-        row = [image, _overlay(image, labels, palette)]
-        seen |= set(np.unique(labels).tolist())
-        if gt is not None:
-            row.append(_overlay(image, gt, palette))
-            seen |= set(np.unique(gt).tolist())
-        rows.append(row)
-        row_titles.append(stem if len(stem) <= 14 else "..." + stem[-11:])
-    if not rows:
-        _fail("nothing to draw")
+    rows, row_titles, seen = _show_rows(dataset, images, found, palette)
     titles = ["image", "labels"] + (["ground truth"] if dataset is not None and
                                      any(len(r) == 3 for r in rows) else [])
     side = max(max(r[0].shape[:2]) for r in rows)

@@ -1,0 +1,181 @@
+"""House rules of the code base (issue 18, "one config style").
+
+Every function in ``pyg_wsss/`` has at most 60 code lines and at most 12 parameters, unless
+its docstring says why:
+
+* more than 60 code lines needs a docstring line starting ``Long because:``;
+* more than 12 parameters (``self`` / ``cls`` not counted; ``*args`` and ``**kwargs`` count
+  one each) needs ``Many parameters because:``.
+
+Code lines are the lines of the function's body after its docstring that are neither
+blank nor only a comment (a nested function's lines count for the outer one too; the
+signature and decorators do not count). Settings that grow beyond the limit belong in a
+dataclass passed whole (``GenerateConfig``, ``SegmentationTrainConfig``, ``CRFSeedConfig``,
+``RandomWalkCRFConfig``).
+
+``PENDING`` lists the functions of files other people are reworking at the time of writing
+(they pass for now); it is meant to shrink to nothing. Run ``python tests/test_house.py``
+to print every offender and which entries of ``PENDING`` are fixed already.
+"""
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGE = ROOT / "pyg_wsss"
+MAX_LINES = 60
+MAX_PARAMS = 12
+LONG = "Long because:"
+MANY = "Many parameters because:"
+
+#: The files being reworked by others when the rule came in (issue 18): only their
+#: functions may be PENDING.
+PENDING_FILES = ("pyg_wsss/nn/", "pyg_wsss/ops/", "pyg_wsss/pipelines/a2gnn.py",
+                 "pyg_wsss/pipelines/wsgcn.py", "pyg_wsss/pipelines/group_wsss.py",
+                 "pyg_wsss/pipelines/knowledge_grm.py", "pyg_wsss/pseudo/walk.py",
+                 "pyg_wsss/data/", "pyg_wsss/viz.py", "pyg_wsss/demo.py")
+
+# PENDING: offenders in files under rework by others (issue 18, item 4; counted on
+# 2026-12-03), as "path::qualified name". Shrink at integration: shorten the function
+# (helpers, a config dataclass passed whole) or give the reason in its docstring, then
+# delete its line here.
+PENDING = {
+    "pyg_wsss/data/annotations.py::weak_labels_from_instances",              # 69 lines
+    "pyg_wsss/data/coco.py::COCODataset._parse_annotations",                 # 81 lines
+    "pyg_wsss/data/synthetic.py::SyntheticWSSS.__init__",                    # 111 lines, 22 params
+    "pyg_wsss/data/synthetic.py::SyntheticWSSS.generate",                    # 83 lines
+    "pyg_wsss/nn/conv/affinity_attention.py::AffinityAttentionConv.forward",  # 127 lines
+    "pyg_wsss/nn/conv/co_attention.py::CoAttentionConv.forward",             # 103 lines
+    "pyg_wsss/nn/models/classifier.py::train_classifier",                    # 77 lines, 14 params
+    "pyg_wsss/nn/models/group_gnn.py::GroupGNN.__init__",                    # 15 params
+    "pyg_wsss/nn/models/wsgcn.py::BatchedWSGCN.__init__",                    # 71 lines
+    "pyg_wsss/nn/models/wsgcn.py::fit_wsgcn",                                # 20 params
+    "pyg_wsss/ops/edge_attention.py::edge_attention",                        # 13 params
+    "pyg_wsss/pipelines/a2gnn.py::box_pseudo_labels",                        # 103 lines
+    "pyg_wsss/pipelines/a2gnn.py::run_a2gnn",                                # 16 params
+    "pyg_wsss/pipelines/a2gnn.py::train_affinity_net",                       # 66 lines, 15 params
+    "pyg_wsss/pipelines/group_wsss.py::_train_group_parallel",               # 62 lines, 18 params
+    "pyg_wsss/pipelines/group_wsss.py::train_group_wsss",                    # 94 lines, 22 params
+    "pyg_wsss/pipelines/knowledge_grm.py::run_knowledge_grm",                # 93 lines, 17 params
+    "pyg_wsss/pipelines/knowledge_grm.py::train_knowledge_classifier",       # 80 lines, 15 params
+    "pyg_wsss/pipelines/knowledge_grm.py::train_stage2",                     # 24 params
+    "pyg_wsss/pipelines/wsgcn.py::wsgcn_pseudo_labels",                      # 96 lines
+    "pyg_wsss/pseudo/walk.py::random_walk_from_image",                       # 13 params
+    "pyg_wsss/viz.py::make_grid",                                            # 78 lines
+}
+
+
+def _code_lines(node: ast.FunctionDef | ast.AsyncFunctionDef, lines: list[str]) -> int:
+    body = node.body
+    if ast.get_docstring(node) is not None:
+        body = body[1:]
+    if not body:
+        return 0
+    first = min(getattr(body[0], "decorator_list", None) or [body[0]],
+                key=lambda n: n.lineno).lineno
+    text = lines[first - 1:node.end_lineno]
+    return sum(1 for line in text if line.strip() and not line.strip().startswith("#"))
+
+
+def _num_params(node: ast.FunctionDef | ast.AsyncFunctionDef) -> int:
+    a = node.args
+    names = [p.arg for p in a.posonlyargs + a.args + a.kwonlyargs]
+    names += [p.arg for p in (a.vararg, a.kwarg) if p is not None]
+    return len([n for n in names if n not in ("self", "cls")])
+
+
+def _functions(path: Path):
+    """``(qualified name, node)`` of every function and method in ``path``."""
+    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+
+    def walk(node: ast.AST, prefix: str):
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                name = prefix + child.name
+                yield name, child
+                yield from walk(child, name + ".<locals>.")
+            elif isinstance(child, ast.ClassDef):
+                yield from walk(child, prefix + child.name + ".")
+            else:
+                yield from walk(child, prefix)
+
+    yield from walk(tree, "")
+
+
+def offenders() -> dict[str, str]:
+    """``{"path::qualified name": what is over the limit}`` for every function whose
+    docstring does not give the reason."""
+    found = {}
+    for path in sorted(PACKAGE.rglob("*.py")):
+        lines = path.read_text(encoding="utf-8").splitlines()
+        rel = path.relative_to(ROOT).as_posix()
+        for name, node in _functions(path):
+            doc = ast.get_docstring(node) or ""
+            n_lines, n_params = _code_lines(node, lines), _num_params(node)
+            why = []
+            if n_lines > MAX_LINES and LONG not in doc:
+                why.append(f"{n_lines} code lines > {MAX_LINES} without '{LONG}'")
+            if n_params > MAX_PARAMS and MANY not in doc:
+                why.append(f"{n_params} parameters > {MAX_PARAMS} without '{MANY}'")
+            if why:
+                found[f"{rel}::{name}"] = "; ".join(why)
+    return found
+
+
+def _report(found: dict[str, str]) -> str:
+    pending = sorted(k for k in found if k in PENDING)
+    fixed = sorted(PENDING - set(found))
+    out = [f"PENDING (allowed for now, {len(pending)}):"]
+    out += [f"  {k}: {found[k]}" for k in pending]
+    if fixed:
+        out.append(f"PENDING entries that pass now (delete them from PENDING, {len(fixed)}):")
+        out += [f"  {k}" for k in fixed]
+    return "\n".join(out)
+
+
+def test_functions_are_short_or_say_why():
+    found = offenders()
+    print(_report(found))
+    bad = {k: v for k, v in found.items() if k not in PENDING}
+    assert not bad, (
+        "functions over the house limits (shorten them: helpers, a config dataclass passed "
+        "whole; or give the reason in the docstring with a line starting 'Long because:' / "
+        "'Many parameters because:'):\n"
+        + "\n".join(f"  {k}: {v}" for k, v in sorted(bad.items()))
+    )
+
+
+def test_pending_is_only_for_files_under_rework():
+    outside = sorted(k for k in PENDING if not k.split("::")[0].startswith(PENDING_FILES))
+    assert not outside, f"PENDING entries outside the files under rework: {outside}"
+
+
+@pytest.mark.parametrize("source, expected", [
+    ("def f(a, b):\n    '''Doc.\n\n    More.\n    '''\n    x = 1\n\n    # c\n    return x\n",
+     {}),
+    ("def f(" + ", ".join(f"a{i}" for i in range(13)) + "):\n    pass\n",
+     {"f": "13 parameters"}),
+    ("class C:\n    def m(self, " + ", ".join(f"a{i}" for i in range(12)) + "):\n"
+     "        pass\n", {}),
+    ("def f():\n    '''Long because: one algorithm.'''\n" + "    x = 1\n" * 61, {}),
+    ("def f():\n    '''Doc.'''\n" + "    x = 1\n" * 61, {"f": "61 code lines"}),
+    ("def f():\n    def g():\n" + "        x = 1\n" * 60 + "    return g\n",
+     {"f": "62 code lines"}),
+])
+def test_the_counting(tmp_path, monkeypatch, source, expected):
+    pkg = tmp_path / "pyg_wsss"
+    pkg.mkdir()
+    (pkg / "m.py").write_text(source)
+    monkeypatch.setitem(globals(), "PACKAGE", pkg)
+    monkeypatch.setitem(globals(), "ROOT", tmp_path)
+    found = offenders()
+    assert sorted(k.split("::")[1] for k in found) == sorted(expected)
+    for name, what in expected.items():
+        assert what in found[f"pyg_wsss/m.py::{name}"]
+
+
+if __name__ == "__main__":
+    print(_report(offenders()))
