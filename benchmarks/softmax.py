@@ -1,10 +1,13 @@
 """Benchmark: segment softmax over each target's incoming edges, side by side in one run.
 
-* ``edge_softmax`` -- :func:`pyg_wsss.ops.edge_softmax` over a cached :class:`CSRGraph`
-  (``scatter_reduce`` amax + ``index_add_`` row sums, CSR order), as used by the fused
-  attention kernel;
+* ``scatter softmax`` -- the former :func:`pyg_wsss.ops.edge_softmax` over a cached
+  :class:`CSRGraph` (``scatter_reduce`` amax + ``index_add_`` row sums, CSR order), kept as
+  ``pyg_wsss.ops.edge_attention._edge_softmax_scatter``;
 * ``pyg softmax (ptr)`` -- :func:`torch_geometric.utils.softmax` with ``ptr`` = the CSR
-  row pointers (segment reductions; ``pyg_lib.ops.softmax_csr`` when installed);
+  row pointers (segment reductions; ``pyg_lib.ops.softmax_csr`` when installed); this is
+  what :func:`pyg_wsss.ops.edge_softmax` (and so the fused attention kernel) now calls;
+* ``edge_softmax (ours, now)`` -- :func:`pyg_wsss.ops.edge_softmax` itself (PyG's ptr
+  softmax behind its argument checks);
 * ``pyg softmax (index)`` -- the same with ``index`` only (scatter reductions, what
   ``MessagePassing.edge_updater`` hands an attention layer on an unsorted ``edge_index``);
 * ``dense masked softmax`` -- the ``N x N`` reference with ``-inf`` off the graph (only
@@ -12,9 +15,10 @@
 * ``row sum (floor)`` -- one ``index_add_`` of the edge values per target, the least any
   segment softmax has to do.
 
-Forward and backward (of ``out.square().sum()``) are timed separately (median of
-``--repeats``), with the peak memory and edges/s of forward + backward. The outputs of all
-paths are checked against each other before timing.
+Forward and backward (of ``out.square().sum()``) are timed separately: ``--repeats``
+rounds that run every path once in turn (so load from other processes on a shared machine
+spreads over all paths alike), median per path; edges/s of forward + backward; peak memory
+in one further run per path. The outputs of all paths are checked against each other before timing.
 
     python benchmarks/softmax.py                     # 128x128 disc r=2 pixel graph + random
     python benchmarks/softmax.py --device cuda --repeats 20
@@ -35,6 +39,7 @@ from _common import PeakMemory, machine, time_fwd_bwd, write_results  # noqa: E4
 
 from pyg_wsss.graphs import pixel_graph  # noqa: E402
 from pyg_wsss.ops import edge_softmax, to_csr  # noqa: E402
+from pyg_wsss.ops.edge_attention import _edge_softmax_scatter  # noqa: E402
 
 
 def graphs(args, device):
@@ -57,11 +62,12 @@ def bench(name, edge_index, n, args, device):
     gen = torch.Generator().manual_seed(1)
     base = (torch.randn(e, generator=gen) * 3).to(device)
     # reference values in CSR order for every path
-    ref = edge_softmax(csr, base.double()).float()
+    ref = _edge_softmax_scatter(csr, base.double()).float()
     logits = base.clone().requires_grad_()
     paths = {
-        "edge_softmax (ours)": lambda: edge_softmax(csr, logits),
+        "scatter softmax (old edge_softmax)": lambda: _edge_softmax_scatter(csr, logits),
         "pyg softmax (ptr)": lambda: pyg_softmax(logits, csr.row, ptr=csr.rowptr, num_nodes=n),
+        "edge_softmax (ours, now)": lambda: edge_softmax(csr, logits),
         "pyg softmax (index)": lambda: pyg_softmax(logits, csr.row, num_nodes=n),
     }
     dense_bytes = 3 * n * n * 4
@@ -75,22 +81,47 @@ def bench(name, edge_index, n, args, device):
 
         paths["dense masked softmax"] = dense
     paths["row sum (floor)"] = lambda: csr.row_sum(logits)[csr.row]
-    rows = []
     for label, fn in paths.items():
         if "floor" not in label:
             torch.testing.assert_close(fn().detach(), ref, rtol=1e-5, atol=1e-6)
+    # round robin: every path once per round; the dense path (seconds) a few times only
+    samples = {label: {"forward_s": [], "backward_s": []} for label in paths}
+    peaks = dict.fromkeys(paths, 0.0)
+    for r in range(args.repeats + 2):
+        for label, fn in paths.items():
+            if label.startswith("dense") and r >= 3:
+                continue
+            t = time_fwd_bwd(fn, [logits], device, repeats=1, warmup=0)
+            if r >= 2 or label.startswith("dense") and r >= 1:  # the first rounds warm up
+                for k in t:
+                    samples[label][k].append(t[k])
+    for label, fn in paths.items():  # memory in a separate run (the sampler costs time)
         with PeakMemory(device) as mem:
-            t = time_fwd_bwd(fn, [logits], device, repeats=args.repeats, warmup=2)
+            time_fwd_bwd(fn, [logits], device, repeats=1, warmup=0)
+        peaks[label] = mem.peak
+    rows = []
+    for label in paths:
+        t = {k: sorted(v)[len(v) // 2] for k, v in samples[label].items()}
         total = t["forward_s"] + t["backward_s"]
         rows.append({
             "graph": name, "nodes": n, "edges": e, "path": label, **t,
-            "peak_mem_mb": mem.peak / 2**20, "edges_per_s": e / total,
+            "runs": len(samples[label]["forward_s"]),
+            "peak_mem_mb": peaks[label] / 2**20, "edges_per_s": e / total,
         })
         print(rows[-1], flush=True)
-    if len(paths) == 4:
+    if not any(k.startswith("dense") for k in paths):
         rows.append({"graph": name, "nodes": n, "edges": e, "path": "dense masked softmax",
                      "skipped": f"3 N^2 floats > {args.dense_limit_gb} GB"})
     return rows
+
+
+def _load() -> str:
+    try:
+        import os
+
+        return ", ".join(f"{v:.1f}" for v in os.getloadavg())
+    except (AttributeError, OSError):
+        return "n/a"
 
 
 def main(argv=None) -> int:
@@ -105,6 +136,7 @@ def main(argv=None) -> int:
     p.add_argument("--dense-limit-gb", type=float, default=1.5)
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
+    load = _load()
     device = torch.device(args.device)
     rows = []
     for name, ei, n in graphs(args, device):
@@ -113,9 +145,9 @@ def main(argv=None) -> int:
         f"# Segment softmax over incoming edges, forward + backward, device {args.device}, "
         f"{args.threads} thread(s)",
         "",
-        "Median of %d runs after 2 warm-ups; backward of `out.square().sum()`; peak memory = "
-        "RSS growth (CPU) or `max_memory_allocated` growth (CUDA); edges/s over forward + "
-        "backward." % args.repeats,
+        "Median of %d round-robin runs after 2 warm-up rounds (dense: 2 runs); backward of "
+        "`out.square().sum()`; peak memory = RSS growth (CPU) or `max_memory_allocated` "
+        "growth (CUDA); edges/s over forward + backward." % args.repeats,
         "",
         "| graph | N | E | path | forward ms | backward ms | peak MB | Medges/s |",
         "|---|---|---|---|---|---|---|---|",
@@ -130,6 +162,17 @@ def main(argv=None) -> int:
             f"{1e3 * r['forward_s']:.2f} | {1e3 * r['backward_s']:.2f} | "
             f"{r['peak_mem_mb']:.1f} | {r['edges_per_s'] / 1e6:.1f} |"
         )
+    lines += ["", "Forward + backward time of the scatter softmax (the former `edge_softmax`) over "
+              "PyG's ptr softmax (what `edge_softmax` calls now), per graph:", ""]
+    for graph in dict.fromkeys(r["graph"] for r in rows):
+        t = {r["path"]: r["forward_s"] + r["backward_s"] for r in rows
+             if r["graph"] == graph and "skipped" not in r}
+        old, ptr = t["scatter softmax (old edge_softmax)"], t["pyg softmax (ptr)"]
+        now = t["edge_softmax (ours, now)"]
+        lines.append(f"- {graph}: {old / ptr:.1f}x (pyg ptr), {old / now:.1f}x "
+                     "(edge_softmax now)")
+    lines += ["", f"Command: `OMP_NUM_THREADS={args.threads} python benchmarks/softmax.py "
+              f"--repeats {args.repeats}` (load average at the start: {load}; a shared machine)."]
     table = "\n".join(lines)
     print(table)
     meta = {**machine(), "args": vars(args)}

@@ -27,13 +27,13 @@ from torch_geometric.utils import (
 
 from ..._checks import (
     check_batch,
-    value_checks,
     check_choice,
     check_edge_index,
     check_finite,
     check_fraction,
     check_positive,
     check_tensor,
+    value_checks,
 )
 from ...ops import edge_attention, to_csr
 
@@ -175,11 +175,13 @@ class AffinityAttentionConv(MessagePassing):
 
     Shapes:
         - **input:**
-          node features :math:`(|\mathcal{V}|, F)`,
-          edge indices :math:`(2, |\mathcal{E}|)` (or a sparse adjacency, whose values are
-          the edge weights), edge weights :math:`(|\mathcal{E}|)` *(optional, default 1)*,
-          batch vector :math:`(|\mathcal{V}|)` *(only with* ``num_graphs > 1`` *)*
-        - **output:** node features :math:`(|\mathcal{V}|, F)`. If
+          node features :math:`(|\mathcal{V}|, F)` or
+          :math:`((|\mathcal{V}_s|, F), (|\mathcal{V}_t|, F))` if bipartite,
+          edge indices :math:`(2, |\mathcal{E}|)` (or a sparse adjacency
+          :math:`(|\mathcal{V}_t|, |\mathcal{V}_s|)`, whose values are the edge weights),
+          edge weights :math:`(|\mathcal{E}|)` *(optional, default 1)*,
+          batch vector :math:`(|\mathcal{V}_t|)` *(only with* ``num_graphs > 1`` *)*
+        - **output:** node features :math:`(|\mathcal{V}_t|, F)`. If
           ``return_attention_weights`` is set, additionally
           :math:`((2, |\mathcal{E}'|), (|\mathcal{E}'|))` (or the sparse adjacency with
           the attention as values), :math:`\mathcal{E}'` including the added self-loops.

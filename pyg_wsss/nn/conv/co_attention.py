@@ -157,13 +157,15 @@ class CoAttentionConv(MessagePassing):
         **kwargs: Additional arguments of :class:`torch_geometric.nn.conv.MessagePassing`.
 
     Shapes:
-        - **input:** node features :math:`(|\mathcal{V}|, C, H, W)`, edge indices
-          :math:`(2, |\mathcal{E}|)` (int64 or int32; ``edge_index[0]`` = source j) or a
-          ``torch.sparse`` adjacency ``adj_t`` (rows = targets)
-        - **output:** node features :math:`(|\mathcal{V}|, C, H, W)`; with
+        - **input:** node features :math:`(|\mathcal{V}|, C, H, W)` or, bipartite,
+          :math:`((|\mathcal{V}_s|, C, H_s, W_s), (|\mathcal{V}_t|, C, H_t, W_t))`, edge
+          indices :math:`(2, |\mathcal{E}|)` (int64 or int32, ``EdgeIndex``;
+          ``edge_index[0]`` = source j) or a ``torch.sparse`` / ``SparseTensor`` adjacency
+          ``adj_t`` :math:`(|\mathcal{V}_t|, |\mathcal{V}_s|)` (rows = targets)
+        - **output:** node features :math:`(|\mathcal{V}_t|, C, H_t, W_t)`; with
           ``return_attention_weights=True`` also ``(edge_index, alpha)`` with
-          :math:`\alpha` of shape :math:`(|\mathcal{E}|, HW, HW)` (receiver pixels x sender
-          pixels, rows sum to one)
+          :math:`\alpha` of shape :math:`(|\mathcal{E}|, H_t W_t, H_s W_s)` (receiver
+          pixels x sender pixels, rows sum to one)
 
     PyG integration: the layer runs through :meth:`propagate` (one message per edge, no
     added self-loops), so :mod:`torch_geometric.explain` edge masks and message hooks apply
