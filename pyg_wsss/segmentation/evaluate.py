@@ -55,7 +55,7 @@ def predict_probabilities(
     x = image_to_tensor(image)[None].to(device)
     h, w = x.shape[-2:]
     model.eval()
-    total = None
+    total: Tensor | None = None
     for s in scales:
         xs = (
             x
@@ -68,6 +68,7 @@ def predict_probabilities(
         probs = logits.softmax(1)
         probs = (probs[0] + probs[1].flip(-1)) / 2 if flip else probs[0]
         total = probs if total is None else total + probs
+    assert total is not None  # scales is not empty (checked)
     return (total / len(scales)).float().cpu()
 
 
@@ -99,6 +100,22 @@ def predict_segmentation(
     if probs.shape[0] > 256:
         raise ValueError("at most 256 classes fit a uint8 label map")
     return probs.argmax(0).numpy().astype(np.uint8)
+
+
+def _sample_mask(sample: Any, i: int) -> np.ndarray:
+    """The ground-truth mask of ``samples[i]`` as a numpy integer map (whole-valued float
+    masks accepted)."""
+    if not isinstance(sample, dict) or "image" not in sample:
+        raise TypeError(f"'samples'[{i}] must be a sample dict with an 'image' key")
+    if "mask" not in sample:
+        raise ValueError(f"'samples'[{i}] has no 'mask' to evaluate against")
+    mask = sample["mask"]
+    mask = np.asarray(mask.cpu() if isinstance(mask, Tensor) else mask)
+    if np.issubdtype(mask.dtype, np.floating):  # whole-valued float masks as before
+        if not (np.isfinite(mask).all() and (mask == np.round(mask)).all()):
+            raise ValueError(f"'samples'[{i}]['mask'] must hold integer class ids")
+        mask = mask.astype(np.int64)
+    return mask
 
 
 def evaluate_segmentation(
@@ -143,16 +160,7 @@ def evaluate_segmentation(
         it = require("tqdm.auto", "progress bars").tqdm(it, desc="evaluate")
     for i in it:
         sample = samples[i]
-        if not isinstance(sample, dict) or "image" not in sample:
-            raise TypeError(f"'samples'[{i}] must be a sample dict with an 'image' key")
-        if "mask" not in sample:
-            raise ValueError(f"'samples'[{i}] has no 'mask' to evaluate against")
-        mask = sample["mask"]
-        mask = np.asarray(mask.cpu() if isinstance(mask, Tensor) else mask)
-        if np.issubdtype(mask.dtype, np.floating):  # whole-valued float masks as before
-            if not (np.isfinite(mask).all() and (mask == np.round(mask)).all()):
-                raise ValueError(f"'samples'[{i}]['mask'] must hold integer class ids")
-            mask = mask.astype(np.int64)
+        mask = _sample_mask(sample, i)
         pred = predict_segmentation(
             model, sample["image"], crf=crf, scales=scales, flip=flip, device=device
         )
