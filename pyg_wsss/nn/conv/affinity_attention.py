@@ -392,11 +392,12 @@ class AffinityAttentionConv(MessagePassing):
             else:
                 csr = to_csr(user_edge_index, (num_src, num_dst))
             temperature = self.w[batch] if self.num_graphs > 1 else self.w.reshape(())
-            qk = {} if square else dict(query=x_dst, key=x_src, num_nodes=num_dst)
             out, alpha = edge_attention(
                 x_src, csr, score="cosine", temperature=temperature, edge_weight=edge_weight,
                 edge_scale=self.beta, negative=self.negative_cosine, edge_mask=keep,
-                eps=self.eps, return_attention_weights=True, **qk,
+                eps=self.eps, return_attention_weights=True,
+                query=None if square else x_dst, key=None if square else x_src,
+                num_nodes=None if square else num_dst,
             )
         else:
             # half / bfloat16 are computed in float32 (as the fused kernel does): the norm of

@@ -345,7 +345,8 @@ class CoAttentionConv(MessagePassing):
             if self.self_attention:
                 convs += [self.phi_f, self.phi_g, self.phi_h]
             weight = torch.cat([m.weight.flatten(1) for m in convs], dim=0)
-            bias = torch.cat([m.bias for m in convs]) if self.bias else None
+            biases = [m.bias for m in convs if m.bias is not None]
+            bias = torch.cat(biases) if self.bias else None
             proj = F.linear(tok, weight, bias)
             if self.self_attention:
                 q, k, sq, sk, sv = proj.split([ck, ck, ck, ck, c], dim=-1)
