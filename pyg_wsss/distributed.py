@@ -32,6 +32,7 @@ import contextlib
 import datetime as _dt
 import os
 import random
+import warnings
 from typing import Any, Callable, Sequence
 
 import numpy as np
@@ -50,6 +51,7 @@ __all__ = [
 #: Default seconds a collective (and :func:`barrier`) waits for the other ranks.
 DEFAULT_TIMEOUT = 1800.0
 _BACKEND_ENV = "PYG_WSSS_DIST_BACKEND"
+_DATA_PARALLEL_ENV = "PYG_WSSS_DATA_PARALLEL"
 
 _state: dict[str, Any] = {"cpu_group": None, "timeout": DEFAULT_TIMEOUT, "owned": False,
                           "local": 0}
@@ -384,12 +386,15 @@ def convert_sync_batchnorm(model: nn.Module, device: torch.device | str) -> nn.M
 
 
 def wrap_model(model: nn.Module, device: torch.device | str = "cpu",
-               sync_batchnorm: bool = False, **ddp_kwargs: Any) -> nn.Module:
+               sync_batchnorm: bool = False, ignore: Sequence[str] = (),
+               **ddp_kwargs: Any) -> nn.Module:
     """``model`` on ``device``, wrapped in :class:`~torch.nn.parallel.DistributedDataParallel`
     when more than one rank runs (the model itself otherwise).
 
     DDP broadcasts rank 0's parameters and buffers at construction, so every rank starts
     from the same weights. ``sync_batchnorm`` converts BatchNorm layers first (GPU only).
+    ``ignore``: names (as in ``model.named_parameters()`` / ``named_buffers()``) that DDP
+    neither synchronises nor waits for (e.g. a backbone the inputs bypass).
     ``ddp_kwargs`` go to DDP (e.g. ``find_unused_parameters=True``)."""
     device = torch.device(device)
     if sync_batchnorm:
@@ -398,6 +403,9 @@ def wrap_model(model: nn.Module, device: torch.device | str = "cpu",
     if world_size() == 1:
         return model
     from torch.nn.parallel import DistributedDataParallel as DDP
+
+    if ignore:
+        DDP._set_params_and_buffers_to_ignore_for_model(model, list(ignore))
 
     ids = [device.index if device.index is not None else torch.cuda.current_device()] \
         if device.type == "cuda" else None
@@ -408,11 +416,16 @@ def wrap_model(model: nn.Module, device: torch.device | str = "cpu",
 def data_parallel(distributed: bool | None = None) -> bool:
     """Whether a trainer called with ``distributed=`` should train data-parallel.
 
-    ``None`` (auto): ``torch.distributed`` is initialised with more than one rank and the
-    call is not inside :func:`local_work`. ``True`` / ``False`` are returned as given
-    (``True`` with one rank runs the data-parallel code path on that rank alone).
+    ``None`` (auto): ``torch.distributed`` is initialised with more than one rank, the call
+    is not inside :func:`local_work` and the environment variable ``PYG_WSSS_DATA_PARALLEL``
+    is not ``0`` (``0``: every rank trains alone, e.g. to keep ``pyg-wsss pseudo-label``'s
+    dataset-level training the one-process result under torchrun). ``True`` / ``False`` are
+    returned as given (``True`` with one rank runs the data-parallel code path on that rank
+    alone).
     """
     if distributed is None:
+        if os.environ.get(_DATA_PARALLEL_ENV, "").strip() in ("0", "false", "no", "off"):
+            return False
         return is_initialized() and world_size() > 1 and _state["local"] == 0
     if not isinstance(distributed, (bool, np.bool_)):
         raise TypeError(f"'distributed' must be True, False or None, got {distributed!r}")
@@ -582,6 +595,13 @@ def ddp_train_step(model: nn.Module, optimizer: torch.optim.Optimizer,
     Returns:
         The global mean loss (the same on every rank).
     """
+    with warnings.catch_warnings():  # find_unused_parameters with nothing unused: harmless
+        warnings.filterwarnings("ignore", message="find_unused_parameters=True was specified")
+        return _ddp_step(model, optimizer, loss_fn)
+
+
+def _ddp_step(model: nn.Module, optimizer: torch.optim.Optimizer,
+              loss_fn: Callable[[nn.Module], tuple[Tensor, Tensor | float]]) -> float:
     loss_sum, count = loss_fn(model)
     w = world_size()
     local = torch.stack([loss_sum.detach().double().reshape(()),

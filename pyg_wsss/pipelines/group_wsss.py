@@ -300,8 +300,10 @@ def _train_group_parallel(
     from .. import distributed as D
 
     rank, world = D.rank(), D.world_size()
+    # find_unused_parameters: a backbone may hold layers its features do not use
     net = D.wrap_model(
-        D.LossModule(model, "forward_features") if cache is not None else model, device
+        D.LossModule(model, "forward_features") if cache is not None else model, device,
+        find_unused_parameters=True,
     )
     for epoch in _progress(range(epochs), "Group-WSSS epochs", progress):
         group_sampler.set_epoch(epoch)

@@ -260,9 +260,9 @@ ddp_train_step`), so the gradient is one process's on the global batch and N ran
     total = epochs * steps_per_epoch
     bar = None
     if parallel:
-        # the GCN is unused when the focal term is off: DDP must not wait for its gradients
-        unused = model.use_knowledge and not model.focal_weight > 0
-        net = D.wrap_model(D.LossModule(model), device, find_unused_parameters=unused)
+        # find_unused_parameters: backbones may hold layers the features do not use (e.g.
+        # EfficientNet's head) and the GCN is unused when the focal term is off
+        net = D.wrap_model(D.LossModule(model), device, find_unused_parameters=True)
         rank, world = D.rank(), D.world_size()
         progress = progress and D.is_main()
     if progress:

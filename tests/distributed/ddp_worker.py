@@ -130,11 +130,13 @@ def _tag_samples(n: int, size: int, seed: int) -> list[dict]:
 
 
 class _Conv(nn.Module):
-    """A BatchNorm-free backbone (exact DDP = one process on CPU)."""
+    """A BatchNorm-free backbone (exact DDP = one process on CPU) with a layer its features
+    do not use (as EfficientNet's head): DDP must not wait for its gradient."""
 
     def __init__(self) -> None:
         super().__init__()
         self.conv = nn.Conv2d(3, 8, 3, stride=4, padding=1)
+        self.spare = nn.Linear(2, 2)
         self.channels = (8,)
 
     def forward(self, x):
@@ -171,8 +173,10 @@ def trainers(distributed: bool | None = None) -> dict:
     feats = torch.rand(3, 5, generator=torch.Generator().manual_seed(3))
     for name, freeze in (("knowledge", True), ("knowledge_bn", False)):
         torch.manual_seed(0)
-        clf = KnowledgeClassifier(build_backbone("small_cnn"), feats, torch.eye(3),
-                                  hidden_channels=8, focal_weight=0.5)
+        backbone = build_backbone("small_cnn")
+        backbone.spare = nn.Linear(2, 2)  # unused by the features
+        clf = KnowledgeClassifier(backbone, feats, torch.eye(3), hidden_channels=8,
+                                  focal_weight=0.5)
         hist = []
         train_knowledge_classifier(clf, ks, epochs=2, batch_size=3, lr=0.01, seed=2,
                                    freeze_bn=freeze, history=hist, distributed=distributed)
@@ -184,7 +188,7 @@ def trainers(distributed: bool | None = None) -> dict:
         out["sync_bn_error"] = None
     except D.DistributedError as err:
         out["sync_bn_error"] = str(err)
-    # the A2GNN affinity CNN: 5 images, global batches of 2, 2, 1
+    # the A2GNN affinity CNN: 5 images, global batches of 4 (two forward passes a rank), 1
     g = torch.Generator().manual_seed(1)
     pyramids = [[torch.rand(c, k, k, generator=g) for c, k in ((4, 8), (6, 4), (8, 2))]
                 for _ in range(5)]
@@ -192,9 +196,11 @@ def trainers(distributed: bool | None = None) -> dict:
     images = [rng.integers(0, 255, (16, 16, 3), dtype=np.uint8) for _ in range(5)]
     seeds = [rng.choice(np.array([0, 1, 2, 255], np.uint8), (16, 16)) for _ in range(5)]
     torch.manual_seed(0)
-    net = AffinityNet(in_channels=(4, 6, 8), reduce_channels=(4, 4, 4))
+    spare = nn.Linear(2, 2)  # a backbone the precomputed pyramids bypass
+    spare.channels = (4, 6, 8)
+    net = AffinityNet(spare, reduce_channels=(4, 4, 4))
     hist = []
-    train_affinity_net(net, pyramids, images, seeds, radius=2, epochs=2, batch_size=2,
+    train_affinity_net(net, pyramids, images, seeds, radius=2, epochs=2, batch_size=4,
                        distributed=distributed, history=hist)
     out["affinity_net"] = {"history": hist, "weights": _checksums(net)}
     # every rank ends with the same model (parameters and, after the trainers' final

@@ -275,7 +275,7 @@ def _check_trainers(one: dict, two: dict) -> None:
     assert "GPU" in two["sync_bn_error"]  # torch has no CPU SyncBatchNorm
 
 
-def test_trainers_data_parallel_path_on_one_process(one_thread):
+def test_trainers_data_parallel_path_on_one_process(one_thread, monkeypatch):
     """distributed=True on one process (no process group): the data-parallel code path of
     the three trainers gives today's one-process results (rounding aside), also with
     BatchNorm trained (one rank sees every image)."""
@@ -291,6 +291,8 @@ def test_trainers_data_parallel_path_on_one_process(one_thread):
         assert D.data_parallel(None) is False and D.data_parallel(True) is True
     with pytest.raises(TypeError, match="distributed"):
         D.data_parallel("yes")
+    monkeypatch.setenv("PYG_WSSS_DATA_PARALLEL", "0")
+    assert D.data_parallel(None) is False and D.data_parallel(True) is True
     torch = pytest.importorskip("torch")
     bn = torch.nn.BatchNorm1d(2)
     assert D.sync_buffers(bn) is bn  # one rank: a no-op
