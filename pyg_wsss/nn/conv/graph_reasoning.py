@@ -96,12 +96,12 @@ def add_identity_norm(
     return edge_index, deg_inv_sqrt[row] * edge_weight * deg_inv_sqrt[col]
 
 
-def _reject_pair(value: object) -> None:
-    if isinstance(value, (tuple, list)):
+def _reject_pair(value: object, name: str) -> None:
+    if isinstance(value, (tuple, list)) and all(isinstance(v, Tensor) for v in value):
         raise ValueError(
-            "GraphReasoningMapping reasons over one class graph (a single node type): "
-            "bipartite / heterogeneous input (e.g. through torch_geometric.nn.to_hetero) is "
-            "not supported"
+            f"'{name}' is a pair of tensors, but GraphReasoningMapping reasons over one class "
+            "graph (a single node type): bipartite / heterogeneous input (e.g. through "
+            "torch_geometric.nn.to_hetero) is not supported"
         )
 
 
@@ -313,8 +313,10 @@ class GraphReasoningMapping(MessagePassing):
         ``edge_index`` is a ``[2, E]`` tensor (int64/int32, ``EdgeIndex``) or a
         ``torch.sparse`` / ``SparseTensor`` adjacency ``adj_t[i, j] = E_ij`` (its values are
         the edge weights unless ``edge_weight`` is given)."""
-        _reject_pair(node_features)
-        num_nodes = node_features.size(0) if isinstance(node_features, Tensor) else 0
+        _reject_pair(node_features, "node_features")
+        if not isinstance(node_features, Tensor):
+            check_tensor(node_features, "node_features", ndim=2, floating=True)  # TypeError
+        num_nodes = node_features.size(0)
         edge_index, edge_weight = _to_edge_list(edge_index, edge_weight, num_nodes)
         if not torch.compiler.is_compiling():  # value checks would break the compiled graph
             self._check_graph(node_features, edge_index, edge_weight)
@@ -380,7 +382,7 @@ class GraphReasoningMapping(MessagePassing):
                 sparse adjacency).
             return_mapping: Also return :math:`H` ``[B, C, HW]``.
         """
-        _reject_pair(x)
+        _reject_pair(x, "x")
         if not torch.compiler.is_compiling():
             check_tensor(x, "x", ndim=4, floating=True, finite=True)
             if x.size(1) != self.in_channels:
