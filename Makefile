@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 DEMO_ARGS ?=
 
-.PHONY: setup demo test lint bench
+.PHONY: setup demo test lint typecheck wheel bench
 
 setup:
 	@bash scripts/setup_env.sh
@@ -11,8 +11,17 @@ setup:
 demo: setup
 	$(PY) -m pyg_wsss.demo $(DEMO_ARGS)
 
+# the type check (seconds), the test suite, then the wheel built and used from a fresh venv
 test: setup
+	$(PY) -m mypy
 	$(PY) -m pytest -q -p no:cacheprovider
+	$(PY) scripts/check_wheel.py
+
+typecheck: setup
+	$(PY) -m mypy
+
+wheel: setup
+	$(PY) scripts/check_wheel.py
 
 lint: setup
 	$(VENV)/bin/ruff check pyg_wsss tests examples benchmarks scripts

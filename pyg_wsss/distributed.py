@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as _dt
+import functools
 import os
 import random
 import warnings
@@ -456,7 +457,7 @@ def sync_buffers(model: nn.Module, src: int = 0) -> nn.Module:
         return model
     dist = _dist()
     for buf in unwrap_model(model).buffers():
-        _collective("broadcast of the buffers", lambda buf=buf: dist.broadcast(buf, src=src))
+        _collective("broadcast of the buffers", functools.partial(dist.broadcast, buf, src=src))
     return model
 
 
@@ -512,9 +513,9 @@ class GlobalBatchSampler:
             raise ValueError(f"the global 'batch_size' {batch_size} must be a multiple of the "
                              f"number of ranks ({self.world})")
         self.local_batch = batch_size // self.world
-        self.sampler = DistributedSampler(_Range(num_samples), num_replicas=self.world,
-                                          rank=self.rank, shuffle=True, seed=int(seed),
-                                          drop_last=False)
+        self.sampler: DistributedSampler[int] = DistributedSampler(
+            _Range(num_samples), num_replicas=self.world, rank=self.rank, shuffle=True,
+            seed=int(seed), drop_last=False)
         self.per_epoch = len(self.sampler)
         self._epochs: dict[int, list[int]] = {}
 
@@ -573,11 +574,16 @@ def ddp_fit(model: nn.Module, optimizer: torch.optim.Optimizer, num_items: int,
     losses = []
     for it in range(int(start), int(iterations)):
         items = sampler.batch(it)
-        loss = ddp_train_step(model, optimizer, lambda m, items=items: loss_fn(m, items))
+        loss = ddp_train_step(model, optimizer, functools.partial(_call_with, loss_fn, items))
         losses.append(loss)
         if on_step is not None:
             on_step(it, loss)
     return losses
+
+
+def _call_with(loss_fn: Callable[[nn.Module, Any], Any], items: Any, model: nn.Module) -> Any:
+    """``loss_fn(model, items)`` (bound with :func:`functools.partial` per step)."""
+    return loss_fn(model, items)
 
 
 def ddp_train_step(model: nn.Module, optimizer: torch.optim.Optimizer,

@@ -158,6 +158,12 @@ class EfficientNetLite0CAM(nn.Module):
         - **cam:** ``[B, 20, ceil(H / 32), ceil(W / 32)]``; **imagenet_logits:** ``[B, 1000]``.
     """
 
+    # buffers and the untyped third-party network, for type checkers
+    backbone: Any
+    voc_weight: Tensor
+    _flat_index: Tensor
+    _owner: Tensor
+
     def __init__(
         self,
         device: torch.device | str | None = None,

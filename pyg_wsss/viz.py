@@ -328,7 +328,7 @@ def make_grid(
         ch = max((c.shape[0] for c in cells), default=64)
         cw = max((c.shape[1] for c in cells), default=64)
     elif _int(cell_size):
-        ch = cw = int(cell_size)
+        ch = cw = int(cell_size)  # type: ignore[arg-type]  # an int (checked)
     elif isinstance(cell_size, (tuple, list)) and len(cell_size) == 2 and all(
         map(_int, cell_size)
     ):

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Create .venv (Python 3.11) with torch 2.14.1 + torchvision 0.29.1 and pyg-wsss[all].
+# Create .venv (Python 3.11) with torch 2.14.1 + torchvision 0.29.1 and pyg-wsss[all] (its
+# extra 'dev' brings pytest, ruff, mypy and build: everything `make test` runs).
 # Idempotent: a stamp file records what was installed; re-running only reinstalls when
 # pyproject.toml changed.
 set -euo pipefail

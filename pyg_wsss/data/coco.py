@@ -61,10 +61,9 @@ def _get(obj: dict, key: str, where: str, required: bool = True) -> Any:
     return obj[key]
 
 
-def _int_field(obj: dict, key: str, where: str, required: bool = True) -> int | None:
-    v = _get(obj, key, where, required)
-    if v is None and not required:
-        return None
+def _int_field(obj: dict, key: str, where: str) -> int:
+    """The required integer field ``obj[key]`` (an integral float is accepted)."""
+    v = _get(obj, key, where, True)
     if isinstance(v, float) and _is_number(v) and v.is_integer():
         v = int(v)
     if isinstance(v, bool) or not isinstance(v, int):
@@ -203,7 +202,7 @@ class COCODataset(LabelDataset):
         file_names, image_ids, sizes = self._parse_images(images)
         super().__init__(CategoryMap(categories_by_id), file_names, transform)
         self.image_ids: list[int] = image_ids
-        self._sizes = sizes
+        self._hw: list[tuple[int, int]] = sizes  # (H, W) per index, from the JSON
         self._parse_annotations(annotations, {iid: i for i, iid in enumerate(image_ids)})
 
     # -- JSON parsing ------------------------------------------------------------------------
@@ -307,7 +306,7 @@ class COCODataset(LabelDataset):
             if i is None:
                 orphans += 1
                 continue
-            h, w = self._sizes[i]
+            h, w = self._hw[i]
             try:
                 k = self.categories.contiguous(cid)
             except KeyError:
@@ -365,9 +364,9 @@ class COCODataset(LabelDataset):
 
     # -- items ---------------------------------------------------------------------------------
     @property
-    def sizes(self) -> list[tuple[int, int]]:
+    def sizes(self) -> list[tuple[int, int] | None]:
         """``(H, W)`` per index, from the JSON's ``height`` / ``width``."""
-        return self._sizes
+        return list(self._hw)
 
     def _decode(self, seg: Any, h: int, w: int) -> np.ndarray:
         mu = _mask_utils()
@@ -380,7 +379,7 @@ class COCODataset(LabelDataset):
         return mu.decode(rle).astype(bool)
 
     def _load(self, i: int) -> dict[str, Any]:
-        h, w = self._sizes[i]
+        h, w = self._hw[i]
         image = self._read_image(i, expected=(h, w))
         anns = self._anns[i]
         objects = [a for a in anns if not a["crowd"]]

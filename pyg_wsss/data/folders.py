@@ -230,10 +230,10 @@ class MaskFolderDataset(LabelDataset):
         tags = read_tags_file(self.tags_file) if self.tags_file else None
         self._points: dict[int, np.ndarray] | None = None
         self._tags: dict[int, list[int]] | None = None
-        if points is not None:
+        if points is not None and self.points_file is not None:
             keys = _key_index(list(points), names, self.points_file)
             self._points = {i: points[k] for i, k in keys.items()}
-        if tags is not None:
+        if tags is not None and self.tags_file is not None:
             keys = _key_index(list(tags), names, self.tags_file)
             self._tags = {i: tags[k] for i, k in keys.items()}
         errors: dict[int, str] = {}
@@ -249,8 +249,8 @@ class MaskFolderDataset(LabelDataset):
         ids: set[int] = set()
         for source in (self._points or {}).values():
             ids.update(int(v) for v in source[:, 2])
-        for source in (self._tags or {}).values():
-            ids.update(source)
+        for tag_ids in (self._tags or {}).values():
+            ids.update(tag_ids)
         for folder, what in ((self.masks_dir, "mask"), (self.scribbles_dir, "scribble")):
             if folder is None:
                 continue

@@ -165,9 +165,7 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
             im.load()
             if im.mode in _HIGH_DEPTH_MODES:
                 return to_uint8_rgb(np.array(im), name=str(path))
-            if im.mode != "RGB":
-                im = im.convert("RGB")
-            arr = np.array(im, dtype=np.uint8)
+            arr = np.array(im if im.mode == "RGB" else im.convert("RGB"), dtype=np.uint8)
     except UnidentifiedImageError as err:
         raise ValueError(f"{path}: not a readable image file ({err})") from err
     except (OSError, SyntaxError, ValueError) as err:
@@ -526,6 +524,9 @@ class LabelDataset(Dataset, SequenceABC):
     :class:`ValueError` naming the image, so a driver can log it and go on.
     :meth:`to_category_ids` maps a contiguous label map back to dataset ids for writing.
     """
+
+    #: The folder the image file names are relative to (set by every subclass).
+    images_dir: Path
 
     def __init__(
         self,

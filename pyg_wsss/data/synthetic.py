@@ -533,6 +533,7 @@ class SyntheticWSSS(Dataset):
             cls = self._pick_class(rng, scene) if hard else int(
                 rng.integers(1, self.num_foreground + 1)
             )
+            obj: np.ndarray | None
             for attempt in range(12):
                 obj, colour = self._object(cls, rng, palette if hard else None)
                 area = int(obj.sum())

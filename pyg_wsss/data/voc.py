@@ -84,9 +84,11 @@ def read_voc_objects(path: str | os.PathLike) -> dict[str, Any]:
         raise ValueError(f"{path}: malformed XML ({err})") from err
     size = None
     node = root.find("size")
-    if node is not None and node.findtext("height") and node.findtext("width"):
+    height = node.findtext("height") if node is not None else None
+    width = node.findtext("width") if node is not None else None
+    if height and width:
         try:
-            size = (int(float(node.findtext("height"))), int(float(node.findtext("width"))))
+            size = (int(float(height)), int(float(width)))
         except ValueError as err:
             raise ValueError(f"{path}: bad <size> ({err})") from err
     objects = []
@@ -97,7 +99,8 @@ def read_voc_objects(path: str | os.PathLike) -> dict[str, Any]:
         coords = None
         if bb is not None:
             try:
-                coords = tuple(float(bb.findtext(k)) for k in ("xmin", "ymin", "xmax", "ymax"))
+                coords = tuple(float(bb.findtext(k))  # type: ignore[arg-type]  # None: TypeError
+                               for k in ("xmin", "ymin", "xmax", "ymax"))
             except (TypeError, ValueError) as err:
                 raise ValueError(f"{path}: bad <bndbox> for object {name!r}") from err
         objects.append({"name": name, "difficult": diff, "bndbox": coords})

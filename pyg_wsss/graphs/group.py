@@ -8,7 +8,7 @@
 """
 from __future__ import annotations
 
-from typing import Iterator
+from typing import Iterator, cast
 
 import numpy as np
 import torch
@@ -20,10 +20,11 @@ from .._checks import check_choice, check_positive, check_tensor
 __all__ = ["image_group_graph", "GreedyGroupSampler"]
 
 
-def _as_tags(tags: object, name: str = "tags") -> Tensor:
-    if isinstance(tags, np.ndarray):
-        tags = torch.from_numpy(tags)
-    check_tensor(tags, name, ndim=2)
+def _as_tags(value: object, name: str = "tags") -> Tensor:
+    if isinstance(value, np.ndarray):
+        value = torch.from_numpy(value)
+    check_tensor(value, name, ndim=2)
+    tags = cast(Tensor, value)  # check_tensor raised for anything else
     if tags.dtype == torch.bool:
         return tags
     if tags.is_floating_point() and tags.numel() and not torch.isfinite(tags).all():
@@ -150,7 +151,7 @@ class GreedyGroupSampler(Sampler[list[int]]):
         check_positive(group_size, "group_size", integer=True)
         check_choice(strategy, ("paper", "code"), "strategy")
         check_positive(max_tries, "max_tries", integer=True)
-        check_choice(pad, ("anchor", None), "pad")
+        check_choice(pad, ("anchor", None), "pad")  # type: ignore[arg-type]
         check_choice(empty, ("error", "skip"), "empty")
         if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
             raise TypeError(f"'seed' must be an int, got {seed!r}")

@@ -6,7 +6,7 @@ diagonally) adjacent pixels, and the per-region means are scatter means.
 """
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Any, Sequence, cast
 
 import numpy as np
 import torch
@@ -104,7 +104,7 @@ def region_adjacency(
         ``edge_index [2, E]`` (int64).
     """
     check_tensor(segments, "segments", ndim=2, floating=False)
-    check_choice(connectivity, (4, 8), "connectivity")
+    check_choice(connectivity, (4, 8), "connectivity")  # type: ignore[arg-type]
     if segments.dtype == torch.bool:
         raise TypeError(f"'segments' must be an integer label map, got {segments.dtype}")
     seg = segments.long()
@@ -230,13 +230,19 @@ def superpixel_graph(
         images (all images must then have the same size); ``batch.to_pixels(values)`` maps
         ``[sum R, ...]`` back to ``[B, H, W, ...]``.
     """
-    check_choice(connectivity, (4, 8), "connectivity")
+    check_choice(connectivity, (4, 8), "connectivity")  # type: ignore[arg-type]
     if isinstance(image, (list, tuple)):
         n = len(image)
         if n == 0:
             raise ValueError("'image' is an empty list")
-        feats = list(features) if isinstance(features, (list, tuple)) else [features] * n
-        segs = list(segments) if isinstance(segments, (list, tuple)) else [segments] * n
+        feats: list[Tensor | None] = (
+            list(features) if isinstance(features, (list, tuple))
+            else [cast("Tensor | None", features)] * n
+        )
+        segs: list[Tensor | None] = (
+            list(segments) if isinstance(segments, (list, tuple))
+            else [cast("Tensor | None", segments)] * n
+        )
         if features is not None and not isinstance(features, (list, tuple)):
             raise TypeError("with a list of images, 'features' must be a list (one per image)")
         if segments is not None and not isinstance(segments, (list, tuple)):
@@ -257,5 +263,5 @@ def superpixel_graph(
         return Batch.from_data_list(graphs)
     if isinstance(features, (list, tuple)) or isinstance(segments, (list, tuple)):
         raise TypeError("'features' / 'segments' lists need a list of images")
-    return _one_graph(image, features, segments, n_segments, compactness, connectivity,
-                      self_loops, device, slic_kwargs)
+    return _one_graph(image, cast("Tensor | None", features), cast("Tensor | None", segments),
+                      n_segments, compactness, connectivity, self_loops, device, slic_kwargs)

@@ -15,7 +15,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any, Sequence, cast
 
 import numpy as np
 import torch
@@ -99,7 +99,7 @@ def cam_seed_labels(
 
     _check_inputs(samples, cams)
     return [
-        a2gnn_tag_seeds(s["image"], cam, _tags(s, cam.shape[0]), **kwargs)
+        cast(np.ndarray, a2gnn_tag_seeds(s["image"], cam, _tags(s, cam.shape[0]), **kwargs))
         for s, cam in zip(samples, cams)
     ]
 
@@ -219,7 +219,8 @@ def random_walk_crf_labels(
         )
         if cfg.crf:
             keep = [0] + (np.flatnonzero(tags > 0) + 1).tolist()
-            probs = dense_crf(image, probs.cpu(), preset=cfg.crf_preset, labels=keep)
+            probs = cast(Tensor, dense_crf(image, probs.cpu(), preset=cfg.crf_preset,
+                                           labels=keep))  # a tensor in, a tensor out
         out.append(probs.argmax(0).cpu().numpy().astype(np.uint8))
     return out
 

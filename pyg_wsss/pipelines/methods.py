@@ -291,7 +291,7 @@ class CamSource:
             voc_tags = []
             for t in tags:
                 v = np.zeros(20, dtype=np.float32)
-                v[[self.voc_index[c] for c in np.flatnonzero(t > 0)]] = 1
+                v[[self.voc_index[c] for c in np.flatnonzero(t > 0)]] = 1  # type: ignore[index]
                 voc_tags.append(v)
             cams = pretrained_voc_cams(images, voc_tags, scales=self.scales, device=device)
             return [c[self.voc_index].float().cpu() for c in cams]
@@ -435,7 +435,7 @@ class _CamMethod(Method):
         if self.needs_fit:
             train = _training_samples(dataset, self.supervision, self.num_classes,
                                       self.settings["image_size"])
-            self.cams.fit(train, self.device, self.progress)
+            self.cams.fit(train, self.device, self.progress)  # type: ignore[union-attr]
         self.fitted = True
         return self
 
@@ -486,7 +486,8 @@ class WSGCNMethod(_CamMethod):
 
         cfg = _dataclass_replace(WSGCNConfig(), self.extra, "WSGCN")
         crf = self.settings["crf"] and available("pydensecrf.densecrf")
-        rows = wsgcn_pseudo_labels(samples, self.cams(samples, self.device), None, cfg,
+        rows = wsgcn_pseudo_labels(samples, self.cams(samples, self.device),  # type: ignore[misc]
+                                   None, cfg,
                                    num_classes=self.num_classes, device=self.device,
                                    seed=self.settings["seed"], crf=crf)
         return rows["WSGCN + CRF"] if crf else rows["WSGCN"]
@@ -579,7 +580,8 @@ class A2GNNMethod(_CamMethod):
             return a2gnn.a2gnn_pseudo_labels(samples, self.supervision, self.num_classes,
                                              cams=cams, config=self.config,
                                              device=self.device, progress=False)
-        return _run_a2gnn_fallback(samples, cams, self.supervision, self.config,
+        return _run_a2gnn_fallback(samples, cams,  # type: ignore[arg-type]  # None: box seeds
+                                   self.supervision, self.config,
                                    {**self.settings, "affinity_epochs": 12, "crf": True,
                                     **{k: v for k, v in self.extra.items()
                                        if k in ("affinity_epochs", "crf")}},

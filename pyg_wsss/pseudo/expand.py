@@ -89,8 +89,8 @@ def expand_seeds_by_superpixels(
         img = _as_uint8_rgb(image)
         seg = slic_segments(img, n_segments, compactness)
     else:
-        seg = segments.detach().cpu().numpy() if isinstance(segments, Tensor) else None
-        seg = np.asarray(segments) if seg is None else seg
+        seg = (segments.detach().cpu().numpy() if isinstance(segments, Tensor)
+               else np.asarray(segments))
         if seg.ndim != 2 or not np.issubdtype(seg.dtype, np.integer):
             raise ValueError(
                 f"'segments' must be an integer [H, W] map, got {seg.dtype} {seg.shape}"

@@ -16,7 +16,7 @@ a small box inside a large one is usually an object in front of the large one.
 """
 from __future__ import annotations
 
-from typing import Sequence, Union
+from typing import Sequence, Union, cast, overload
 
 import numpy as np
 from torch import Tensor
@@ -79,7 +79,7 @@ def _check_shape(shape: object, name: str = "shape") -> tuple[int, int]:
 def _check_masks(masks: object, num_boxes: int, shape: tuple[int, int] | None) -> np.ndarray:
     """Boolean ``[M, H, W]`` box masks (checked before the boxes' image range, so a wrong
     ``masks`` shape is reported as such)."""
-    m = _np(masks, "masks")
+    m = _np(masks, "masks")  # type: ignore[arg-type]  # _np checks the type
     if m.size == 0 and shape is not None and num_boxes == 0:
         return np.zeros((0,) + tuple(shape), dtype=bool)
     if m.ndim != 3:
@@ -99,6 +99,26 @@ def _check_masks(masks: object, num_boxes: int, shape: tuple[int, int] | None) -
             raise ValueError("'masks' must be boolean (or hold only 0 and 1)")
         m = m.astype(bool)
     return m
+
+
+@overload
+def check_boxes(
+    boxes: ArrayLike | Sequence,
+    shape: tuple[int, int],
+    box_labels: None = None,
+    clip: bool = False,
+    num_classes: int | None = None,
+) -> tuple[np.ndarray, None]: ...
+
+
+@overload
+def check_boxes(
+    boxes: ArrayLike | Sequence,
+    shape: tuple[int, int],
+    box_labels: ArrayLike | Sequence,
+    clip: bool = False,
+    num_classes: int | None = None,
+) -> tuple[np.ndarray, np.ndarray]: ...
 
 
 def check_boxes(
@@ -240,7 +260,8 @@ def grabcut_box_masks(
                 mask[:] = cv2.GC_PR_FGD
                 mask[0, :] = mask[-1, :] = cv2.GC_PR_BGD
                 mask[:, 0] = mask[:, -1] = cv2.GC_PR_BGD
-                cv2.grabCut(crop, mask, None, bgd, fgd, int(n_iter), cv2.GC_INIT_WITH_MASK)
+                cv2.grabCut(crop, mask, None, bgd, fgd, int(n_iter),  # type: ignore[call-overload]
+                            cv2.GC_INIT_WITH_MASK)  # rect None: the stubs want a rectangle
             fg = (mask == cv2.GC_FGD) | (mask == cv2.GC_PR_FGD)
         except cv2.error:
             fg = np.zeros((ch, cw), dtype=bool)
@@ -426,6 +447,7 @@ def a2gnn_box_seeds(
     mi = cam_label_map(img, cams, tags, **{k: v for k, v in seed_kwargs.items()
                                           if k in ("alpha_low", "alpha_high", "preset",
                                                    "n_iter", "normalize")})
-    mci = a2gnn_tag_seeds(img, cams, tags, **seed_kwargs) if confident_only else None
+    mci = (cast(np.ndarray, a2gnn_tag_seeds(img, cams, tags, **seed_kwargs))  # no scores
+           if confident_only else None)
     masks = grabcut_box_masks(img, b, **(grabcut_kwargs or {}))
     return fuse_box_seeds(mi, b, lab, masks, confident=mci)

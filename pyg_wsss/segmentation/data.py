@@ -128,10 +128,11 @@ class PseudoLabelDataset(torch.utils.data.Dataset):
         self.scale_range = scale_range
         self.flip = flip
         self.num_classes = num_classes
-        names = (
+        # the images' names pair them with a folder or dict of labels (a list pairs by order)
+        names: list[Any] = (
             [self._sample(i).get("name", str(i)) for i in range(n)]
             if not isinstance(labels, (list, tuple))
-            else None
+            else []
         )
         if isinstance(labels, (str, os.PathLike)):
             root = Path(labels)

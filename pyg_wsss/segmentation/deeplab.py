@@ -3,7 +3,7 @@ optional GRM head)."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -62,6 +62,7 @@ class ASPP(nn.Module):
 
     def reset_parameters(self) -> None:
         for conv in self.branches:
+            assert isinstance(conv, nn.Conv2d) and conv.bias is not None
             nn.init.normal_(conv.weight, std=0.01)
             nn.init.zeros_(conv.bias)
 
@@ -120,13 +121,13 @@ class DeepLab(nn.Module):
             raise TypeError(f"'head' must be an nn.Module or None, got {type(head).__name__}")
         self.backbone = backbone
         self.num_classes = num_classes
-        self.aspp = ASPP(int(backbone.channels[-1]), aspp_channels, rates)
+        channels: Sequence[int] = getattr(backbone, "channels")  # checked above
+        self.aspp = ASPP(int(channels[-1]), aspp_channels, rates)
         self.dropout = nn.Dropout2d(dropout) if dropout > 0 else nn.Identity()
-        self.head = (
-            head if head is not None else nn.Conv2d(aspp_channels, num_classes, 1, bias=False)
-        )
         if head is None:
-            nn.init.normal_(self.head.weight, std=0.01)
+            head = nn.Conv2d(aspp_channels, num_classes, 1, bias=False)
+            nn.init.normal_(head.weight, std=0.01)
+        self.head = head
 
     @property
     def has_grm(self) -> bool:

@@ -65,7 +65,7 @@ def segmentation_loss(logits: Tensor, labels: Tensor, ignore_index: int = 255) -
 
 def _device(device: object) -> torch.device:
     try:
-        return torch.device(device)  # type: ignore[arg-type]
+        return torch.device(device)  # type: ignore[arg-type, call-overload]
     except (RuntimeError, TypeError) as err:
         raise ValueError(f"'device' is not a torch device: {device!r} ({err})") from None
 
@@ -207,7 +207,7 @@ def sgd_optimizer(model: nn.Module, cfg: SegmentationTrainConfig) -> torch.optim
     parameters."""
     lr = cfg.lr
     groups = (
-        model.param_groups(lr, cfg.head_lr_mult, cfg.grm_lr_mult)
+        model.param_groups(lr, cfg.head_lr_mult, cfg.grm_lr_mult)  # type: ignore[operator]
         if hasattr(model, "param_groups")
         else [
             {"params": [p for p in model.parameters() if p.requires_grad], "lr": lr, "lr_mult": 1.0}

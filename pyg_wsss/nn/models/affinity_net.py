@@ -58,7 +58,7 @@ class AffinityNet(nn.Module):
         if len(levels) != len(reduce_channels) or len(levels) == 0:
             raise ValueError("'levels' and 'reduce_channels' must have the same non-zero length")
         if backbone is not None:
-            chans = tuple(backbone.channels)
+            chans = tuple(getattr(backbone, "channels"))
             try:
                 picked = tuple(chans[v] for v in levels)
             except IndexError as err:
@@ -90,6 +90,7 @@ class AffinityNet(nn.Module):
     def reset_parameters(self) -> None:
         """Kaiming for the reductions, Xavier-uniform gain 4 for the last 1x1 (as PSA)."""
         for conv in self.reduce:
+            assert isinstance(conv, nn.Conv2d)
             nn.init.kaiming_normal_(conv.weight)
         nn.init.xavier_uniform_(self.mix.weight, gain=4)
 

@@ -301,7 +301,8 @@ class VGG16Dilated(Backbone):
             for m in features.modules():
                 if isinstance(m, nn.Conv2d):
                     nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-                    nn.init.constant_(m.bias, 0)
+                    if m.bias is not None:
+                        nn.init.constant_(m.bias, 0)
         else:
             features = tvm.vgg16(weights=weights).features
         layers = list(features.children())  # 31 modules; pools at 4, 9, 16, 23, 30

@@ -219,7 +219,7 @@ class GroupGNN(nn.Module):
 
     def new_modules(self) -> list[nn.Module]:
         """The layers that are not part of the backbone (the code's "extra" layers)."""
-        mods = [
+        mods: list[nn.Module | None] = [
             self.head, self.to_classes, self.classifier_mid, self.classifier, self.conv, self.gru
         ]
         return [m for m in mods if m is not None]

@@ -3,6 +3,8 @@ and the GRM segmentation head (K 7-8)."""
 
 from __future__ import annotations
 
+from typing import cast
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -80,6 +82,10 @@ class KnowledgeClassifier(nn.Module):
           returns ``(plain, knowledge)``); :meth:`cam` gives :math:`(B, C, h, w)`.
     """
 
+    # buffers, for type checkers
+    node_features: Tensor
+    adjacency: Tensor
+
     def __init__(
         self,
         backbone: nn.Module,
@@ -105,7 +111,7 @@ class KnowledgeClassifier(nn.Module):
         node_features, relation = _check_knowledge(node_features, relation)
         self.backbone = backbone
         self.num_classes = node_features.size(0)
-        self.feature_channels = int(backbone.channels[-1])
+        self.feature_channels = int(getattr(backbone, "channels")[-1])
         self.hidden_channels = hidden_channels
         self.focal_weight = float(focal_weight)
         self.gamma = float(gamma)
@@ -218,6 +224,12 @@ class GRMHead(nn.Module):
         - **output:** :math:`(B, \text{num\_classes}, h, w)`
     """
 
+    # buffers and sub-modules, for type checkers
+    node_features: Tensor
+    edge_index: Tensor
+    edge_weight: Tensor
+    classifier: nn.Conv2d | None
+
     def __init__(
         self,
         in_channels: int,
@@ -253,7 +265,7 @@ class GRMHead(nn.Module):
         out, mapping = out if return_mapping else (out, None)
         if self.classifier is not None:
             out = self.classifier(out)
-        return (out, mapping) if return_mapping else out
+        return (out, cast(Tensor, mapping)) if return_mapping else out
 
     def __repr__(self) -> str:
         return (
