@@ -207,6 +207,39 @@ def test_two_ranks_write_what_one_process_writes(tiny, references, tmp_path):
 
 
 @pytest.mark.slow
+def test_tag_methods_train_their_classifier_data_parallel(tiny, tmp_path, one_thread):
+    """pseudo-label --supervision tag with group and knowledge under torchrun: the
+    classifiers train with DDP (auto-detected; the backbone may hold unused layers), every
+    image is labelled once and the labels are close to one process's (graph dropout masks
+    and BatchNorm statistics are per-rank draws, so not byte for byte)."""
+    from PIL import Image
+
+    cfgs = {"group": "epochs = 2\nhidden_channels = 8\nimage_size = 64\n",
+            "knowledge": "epochs = 2\nhidden_channels = 16\nimage_size = 64\n"}
+    args = {}
+    for method, text in cfgs.items():
+        (tmp_path / f"{method}.toml").write_text(text)
+        args[method] = lambda out, m=method: [
+            "pseudo-label", "--images", str(tiny / "images"), "--coco",
+            str(tiny / "instances.json"), "--supervision", "tag", "--method", m, "--out",
+            str(out), "--no-progress", "--config", str(tmp_path / f"{m}.toml"),
+            "--dist-timeout", "120"]
+        assert cli.main(args[method](tmp_path / f"one_{method}")) == 0
+    r = torchrun(str(CLI_WORKER), *args["group"](tmp_path / "two_group"), "--next",
+                 *args["knowledge"](tmp_path / "two_knowledge"), cwd=tmp_path)
+    assert r.returncode == 0, r.stderr[-3000:]
+    for method in cfgs:
+        one, two = _pngs(tmp_path / f"one_{method}"), _pngs(tmp_path / f"two_{method}")
+        assert sorted(one) == sorted(two) and len(one) == 4
+        assert json.loads((tmp_path / f"two_{method}" / "run.json").read_text())[
+            "world_size"] == 2
+        agree = [np.mean(np.asarray(Image.open(tmp_path / f"one_{method}" / k))
+                         == np.asarray(Image.open(tmp_path / f"two_{method}" / k)))
+                 for k in one]
+        assert np.mean(agree) > 0.8, (method, agree)
+
+
+@pytest.mark.slow
 def test_torchrun_module_form(tiny, references, tmp_path):
     """``python -m torch.distributed.run --nproc_per_node 2 -m pyg_wsss pseudo-label``."""
     ref, cfg = references
