@@ -3,255 +3,69 @@ pseudo labels into complete ones (W 1-7).
 
 * :class:`WSGCN` — the model of W 1 built from PyG :class:`~torch_geometric.nn.GCNConv`
   (``normalize=False``, ``add_self_loops=False``): the normalised adjacency is put on the
-  edges once by :func:`wsgcn_adjacency`.
-* :func:`wsgcn_graph` / :func:`random_walk_transition` — the graph ``A`` of W 1 from feature
-  affinities on a pixel graph, or from a truncated sparse random-walk transition (the
-  authors' code uses IRNet's dense ``T^256``; we keep ``top_k`` entries per row after every
-  squaring, so it stays sparse).
-* :class:`BatchedWSGCN` and :func:`fit_wsgcn` — many per-image GCNs trained as one batched
-  problem: per-image parameters ``[B, D, 16]`` etc., one PyG batch of graphs, one optimiser
-  step for all images, and each image gets the result it would get alone.
+  edges once by :func:`~pyg_wsss.graphs.wsgcn.wsgcn_adjacency`.
+* :class:`BatchedWSGCN` — many per-image GCNs evaluated as one batched problem: per-image
+  parameters ``[B, D, 16]`` etc., one PyG batch of graphs, and each image gets the result it
+  would get alone.
+
+The rest of WSGCN lives where its kind does, and is re-exported here (the former import
+paths keep working):
+
+* graph builders (:func:`wsgcn_adjacency`, :func:`wsgcn_graph`,
+  :func:`random_walk_transition`): :mod:`pyg_wsss.graphs.wsgcn`;
+* the objective (:class:`WSGCNLossConfig`, :func:`wsgcn_objective`,
+  :class:`WSGCNObjective`): :mod:`pyg_wsss.nn.functional.wsgcn_objective`;
+* the training loop (:func:`fit_wsgcn`, :func:`wsgcn_train_step`):
+  :mod:`pyg_wsss.pipelines.wsgcn`, next to :class:`~pyg_wsss.pipelines.wsgcn.WSGCNConfig`.
 """
 
 from __future__ import annotations
 
 import math
-import warnings
-from dataclasses import dataclass
-from typing import Sequence
+from typing import Any, Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 from torch_geometric.nn import GCNConv
 
-from ..._checks import (
-    check_batch,
-    check_choice,
-    check_edge_index,
-    check_fraction,
-    check_positive,
-    check_tensor,
+from ..._checks import check_choice, check_edge_index, check_fraction, check_positive, check_tensor
+from ...graphs.wsgcn import (  # noqa: F401  (re-exported: the former home of the builders)
+    ADJACENCY_VARIANTS,
+    random_walk_transition,
+    wsgcn_adjacency,
+    wsgcn_graph,
 )
 from ...ops.spmm import csr_matrix, fixed_spmm
-from ..functional.cross_entropy import partial_cross_entropy
-from ..functional.entropy import entropy_loss
-from ..functional.laplacian import laplacian_matrix, laplacian_quadratic_form
+from ..functional.wsgcn_objective import (  # noqa: F401  (re-exported)
+    WSGCNLossConfig,
+    WSGCNObjective,
+    wsgcn_objective,
+)
 
-ADJACENCY_VARIANTS = ("paper", "code")
+__all__ = [
+    "WSGCN",
+    "BatchedWSGCN",
+    "wsgcn_adjacency",
+    "wsgcn_graph",
+    "random_walk_transition",
+    "WSGCNLossConfig",
+    "wsgcn_objective",
+    "WSGCNObjective",
+    "fit_wsgcn",
+    "wsgcn_train_step",
+]
 
-
-# --------------------------------------------------------------------------------------------
-# Adjacency
-# --------------------------------------------------------------------------------------------
-def wsgcn_adjacency(
-    edge_index: Tensor,
-    edge_weight: Tensor | None,
-    num_nodes: int,
-    variant: str = "paper",
-) -> tuple[Tensor, Tensor]:
-    r"""The propagation matrix :math:`\tilde A` of W 1 as a weighted edge list.
-
-    * ``variant="paper"``: :math:`\tilde A = A + I` (as printed; no normalisation).
-    * ``variant="code"``: :math:`\tilde A = D^{-1}(\max(A, A^T) + I)` — the authors' code:
-      element-wise max with the transpose, identity added, then **row** normalisation
-      (not Kipf's symmetric one); zero rows stay zero.
-
-    :math:`A_{ij}` is the weight of edge ``j -> i`` (source ``j``, target ``i``); the result
-    carries :math:`\tilde A_{ij}` on edge ``j -> i``, so that
-    ``GCNConv(normalize=False, add_self_loops=False)(x, ei, w)`` computes
-    :math:`\tilde A X \Theta` (NOTES.md check 2). Existing self-loops are kept and the
-    identity is added to them. Duplicate edges are summed.
-
-    Returns:
-        ``(edge_index [2, E'], edge_weight [E'])`` sorted by (target, source).
-    """
-    check_positive(num_nodes, "num_nodes", strict=False, integer=True)
-    check_edge_index(edge_index, num_nodes, always=True)
-    check_choice(variant, ADJACENCY_VARIANTS, "variant")
-    src, dst = edge_index[0].long(), edge_index[1].long()
-    if edge_weight is None:
-        edge_weight = torch.ones(src.numel(), device=src.device)
-    check_tensor(edge_weight, "edge_weight", ndim=1, floating=True, finite=True)
-    if edge_weight.numel() != src.numel():
-        raise ValueError(
-            f"'edge_weight' has {edge_weight.numel()} entries but there are {src.numel()} edges"
-        )
-    n = int(num_nodes)
-    a = torch.sparse_coo_tensor(
-        torch.stack([dst, src]), edge_weight, (n, n), check_invariants=False
-    ).coalesce()
-    if variant == "code":
-        # max(A, A^T) over the union of both patterns (missing entries are 0)
-        at = a.t().coalesce()
-        idx = torch.cat([a.indices(), at.indices()], 1)
-        val = torch.cat([a.values(), at.values()])
-        key = idx[0] * n + idx[1]
-        uniq, inv = torch.unique(key, return_inverse=True)
-        sym = val.new_full((uniq.numel(),), -math.inf).scatter_reduce(0, inv, val, "amax")
-        rows, cols = uniq // n, uniq % n
-        a = torch.sparse_coo_tensor(
-            torch.stack([rows, cols]), sym, (n, n), check_invariants=False
-        ).coalesce()
-    nodes = torch.arange(n, device=src.device)
-    eye = torch.sparse_coo_tensor(
-        torch.stack([nodes, nodes]),
-        torch.ones(n, dtype=a.dtype, device=src.device),
-        (n, n),
-        check_invariants=False,
-    )
-    a = (a + eye).coalesce()
-    (rows, cols), val = a.indices(), a.values()
-    if variant == "code":
-        deg = val.new_zeros(n).index_add(0, rows, val)
-        inv_deg = deg.reciprocal()
-        inv_deg = torch.where(torch.isfinite(inv_deg), inv_deg, torch.zeros_like(inv_deg))
-        val = val * inv_deg[rows]
-    return torch.stack([cols, rows]), val
+#: Re-exported lazily from :mod:`pyg_wsss.pipelines.wsgcn` (which imports this module).
+_TRAINING = ("fit_wsgcn", "wsgcn_train_step", "FIT_FIELDS")
 
 
-# --------------------------------------------------------------------------------------------
-# Graph builders
-# --------------------------------------------------------------------------------------------
-def _prune_rows(rows: Tensor, cols: Tensor, vals: Tensor, n: int, top_k: int) -> tuple:
-    """Keep the ``top_k`` largest entries of every row (ties broken by column)."""
-    order = torch.argsort(-vals, stable=True)
-    order = order[torch.argsort(rows[order], stable=True)]
-    rows, cols, vals = rows[order], cols[order], vals[order]
-    counts = torch.bincount(rows, minlength=n)
-    start = torch.cumsum(counts, 0) - counts
-    rank = torch.arange(rows.numel(), device=rows.device) - start[rows]
-    keep = rank < top_k
-    return rows[keep], cols[keep], vals[keep]
+def __getattr__(name: str) -> Any:
+    if name in _TRAINING:
+        from ...pipelines import wsgcn as training
 
-
-def random_walk_transition(
-    edge_index: Tensor,
-    edge_weight: Tensor,
-    num_nodes: int,
-    beta: float = 10.0,
-    exp_times: int = 8,
-    top_k: int | None = 64,
-    self_loops: bool = True,
-) -> tuple[Tensor, Tensor]:
-    r"""Truncated sparse random-walk transition :math:`T^{2^{k}}` (IRNet, PSA; the graph of
-    WSGCN-I, NOTES.md 2.1).
-
-    :math:`A = W^{\beta}` (plus :math:`A_{ii} = 1` with ``self_loops``),
-    :math:`T = D^{-1} A` row-normalised over the incoming edges of each target (the
-    transpose of IRNet's column-normalised matrix, in PyG's ``j -> i`` convention), then
-    squared ``exp_times`` times. After every squaring each row keeps its ``top_k`` largest
-    entries and is renormalised to sum to 1 (``top_k=None`` keeps everything: exact, but the
-    support grows towards dense). Memory is ``O(N top_k)``, never ``N x N``.
-
-    Propagating node scores ``S`` is ``out_i = sum_j T_ij S_j``, i.e. the weights are on
-    edges ``j -> i``.
-
-    Returns:
-        ``(edge_index [2, E'], edge_weight [E'])``.
-    """
-    check_positive(num_nodes, "num_nodes", integer=True)
-    check_edge_index(edge_index, num_nodes, always=True)
-    check_tensor(edge_weight, "edge_weight", ndim=1, floating=True, finite=True)
-    if edge_weight.numel() != edge_index.size(1):
-        raise ValueError("'edge_weight' must have one entry per edge")
-    check_positive(beta, "beta")
-    check_positive(exp_times, "exp_times", strict=False, integer=True)
-    if top_k is not None:
-        check_positive(top_k, "top_k", integer=True)
-    if (edge_weight < 0).any():
-        raise ValueError("'edge_weight' must be non-negative")
-    n = int(num_nodes)
-    rows, cols = edge_index[1].long(), edge_index[0].long()
-    vals = edge_weight.pow(beta)
-    if self_loops:
-        nodes = torch.arange(n, device=rows.device)
-        keep = rows != cols
-        rows = torch.cat([rows[keep], nodes])
-        cols = torch.cat([cols[keep], nodes])
-        vals = torch.cat([vals[keep], vals.new_ones(n)])
-
-    def normalise(r: Tensor, c: Tensor, v: Tensor) -> Tensor:
-        deg = v.new_zeros(n).index_add(0, r, v)
-        return v / deg.clamp(min=1e-30)[r]
-
-    vals = normalise(rows, cols, vals)
-    t = csr_matrix(rows, cols, vals, (n, n))
-    for _ in range(int(exp_times)):
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", UserWarning)
-            t = (t @ t).to_sparse_coo().coalesce()
-        (rows, cols), vals = t.indices(), t.values()
-        if top_k is not None:
-            rows, cols, vals = _prune_rows(rows, cols, vals, n, int(top_k))
-            vals = normalise(rows, cols, vals)
-        t = csr_matrix(rows, cols, vals, (n, n))
-    t = t.to_sparse_coo().coalesce()
-    (rows, cols), vals = t.indices(), t.values()
-    return torch.stack([cols, rows]), vals
-
-
-def wsgcn_graph(
-    x: Tensor,
-    grid_size: tuple[int, int],
-    radius: int = 5,
-    method: str = "affinity",
-    beta: float = 10.0,
-    exp_times: int = 4,
-    top_k: int | None = 64,
-    variant: str = "paper",
-    colour: Tensor | None = None,
-    sigma_rgb: float = 0.1,
-) -> tuple[Tensor, Tensor]:
-    r"""Build WSGCN's propagation graph :math:`\tilde A` (W 1) for one image from node
-    features on its grid.
-
-    * ``method="affinity"``: edges of ``pixel_graph(h, w, radius, shape="disc")`` with the
-      feature affinity :math:`\exp(-\|f_i - f_j\|_1 / d)` (A 8;
-      :func:`~pyg_wsss.graphs.feature_affinity`) raised to ``beta``
-      (WSGCN-P-like: AffinityNet's affinity on a radius graph).
-    * ``method="random_walk"``: those affinities turned into the truncated transition
-      :math:`T^{2^{k}}` (:func:`random_walk_transition`, ``exp_times = k``; WSGCN-I uses
-      IRNet's ``T^{256}``, ``k = 8``, dense), pruned to ``top_k`` per row.
-
-    With ``colour`` (``[h * w, 3]`` in ``[0, 1]``) the affinity is multiplied by the colour
-    kernel :math:`\exp(-\|c_i - c_j\|^2 / 2\sigma_{rgb}^2)` (as the random-walk baseline
-    of :func:`pyg_wsss.pseudo.random_walk_from_image` does; ours, not in the paper).
-    Then :func:`wsgcn_adjacency` (``variant``) adds the identity (and normalises for
-    ``"code"``).
-
-    Args:
-        x: ``[h * w, d]`` node features in row-major grid order.
-        grid_size: ``(h, w)``.
-
-    Returns:
-        ``(edge_index, edge_weight)`` ready for :class:`WSGCN`.
-    """
-    from ...graphs import feature_affinity, pixel_graph
-
-    check_tensor(x, "x", ndim=2, floating=True, finite=True)
-    check_choice(method, ("affinity", "random_walk"), "method")
-    h, w = int(grid_size[0]), int(grid_size[1])
-    if h * w != x.size(0):
-        raise ValueError(f"'x' has {x.size(0)} rows but 'grid_size' {grid_size} has {h * w} cells")
-    check_positive(beta, "beta")
-    g = pixel_graph(h, w, radius, shape="disc", device=x.device)
-    aff = feature_affinity(x, g.edge_index)
-    if colour is not None:
-        check_tensor(colour, "colour", ndim=2, floating=True, finite=True)
-        if colour.size(0) != h * w:
-            raise ValueError(f"'colour' has {colour.size(0)} rows, expected {h * w}")
-        check_positive(sigma_rgb, "sigma_rgb")
-        src, dst = g.edge_index
-        d2 = (colour[dst] - colour[src]).pow(2).sum(-1).to(aff.dtype)
-        aff = aff * torch.exp(-d2 / (2 * sigma_rgb**2))
-    if method == "affinity":
-        ei, ew = g.edge_index, aff.pow(beta)
-    else:
-        ei, ew = random_walk_transition(
-            g.edge_index, aff, h * w, beta=beta, exp_times=exp_times, top_k=top_k
-        )
-    return wsgcn_adjacency(ei, ew, h * w, variant=variant)
+        return getattr(training, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 # --------------------------------------------------------------------------------------------
@@ -549,305 +363,3 @@ class BatchedWSGCN(nn.Module):
             f"hidden_channels={self.hidden_channels}, num_classes={self.num_classes}, "
             f"dropout={self.dropout}"
         )
-
-
-@dataclass
-class WSGCNLossConfig:
-    """Weights and variants of the per-image objective (W 2)."""
-
-    beta_entropy: float = 10.0
-    beta_laplacian: float = 1e-2
-    entropy_variant: str = "code"
-    laplacian_on: str = "probs"  # "probs" (paper) | "log_probs" (code)
-    balanced: bool = True
-
-
-def wsgcn_objective(
-    log_probs: Tensor,
-    labels: Tensor,
-    batch: Tensor,
-    num_graphs: int,
-    laplacian: Tensor | None,
-    config: WSGCNLossConfig,
-) -> Tensor:
-    r"""Per-image loss of W 2 summed over images (so that each image's gradient is the one it
-    gets alone): :math:`\sum_b \ell_{fg} + \ell_{bg} + \beta_1 \ell_{ent} + \beta_2 \ell_{lp}`.
-    ``laplacian`` is the batch's sparse CSR Laplacian (symmetric) and the node count per image
-    is used as normaliser."""
-    loss = partial_cross_entropy(
-        log_probs,
-        labels,
-        balanced=config.balanced,
-        batch=batch,
-        num_graphs=num_graphs,
-        reduction="sum",
-        log_input=True,
-    )
-    if config.beta_entropy:
-        loss = loss + config.beta_entropy * entropy_loss(
-            log_probs,
-            labels,
-            variant=config.entropy_variant,
-            batch=batch,
-            num_graphs=num_graphs,
-            reduction="sum",
-            log_input=True,
-        )
-    if config.beta_laplacian and laplacian is not None:
-        y = log_probs.exp() if config.laplacian_on == "probs" else log_probs
-        total = laplacian_quadratic_form(laplacian, y, batch, num_graphs)
-        count = torch.bincount(batch, minlength=num_graphs).clamp(min=1).to(y.dtype)
-        loss = loss + config.beta_laplacian * (total / count).sum()
-    return loss
-
-
-class WSGCNObjective:
-    r""":func:`wsgcn_objective` with everything that does not change during the optimisation
-    computed once: the labels, the group of every node (fg / bg / unlabelled) and the
-    per-image normalisers become constant node weights, so that a step costs one gather,
-    one ``exp`` and a few reductions besides the Laplacian SpMM (the functional losses
-    re-derive the masks and counts on every call). Equal to :func:`wsgcn_objective` in
-    value and gradient (tested).
-
-    Args:
-        labels: ``[N]`` partial labels (255 = unlabelled), batch: ``[N]``, num_graphs: ``B``,
-        num_classes: ``K``, laplacian: the batch's symmetric CSR Laplacian or ``None``,
-        config: :class:`WSGCNLossConfig`.
-    """
-
-    def __init__(
-        self,
-        labels: Tensor,
-        batch: Tensor,
-        num_graphs: int,
-        num_classes: int,
-        laplacian: Tensor | None,
-        config: WSGCNLossConfig,
-        ignore_index: int = 255,
-        background: int = 0,
-    ) -> None:
-        check_choice(config.entropy_variant, ("paper", "code"), "entropy_variant")
-        check_choice(config.laplacian_on, ("probs", "log_probs"), "laplacian_on")
-        check_tensor(labels, "labels", ndim=1, floating=False)
-        check_tensor(batch, "batch", ndim=1, floating=False)
-        check_positive(num_classes, "num_classes", integer=True)
-        labels = labels.long()
-        n = labels.numel()
-        if batch.numel() != n:
-            raise ValueError(f"'batch' has {batch.numel()} entries but 'labels' has {n}")
-        b = int(num_graphs)
-        batch = batch.long().to(labels.device)
-        if n and (int(batch.min()) < 0 or int(batch.max()) >= b):
-            raise ValueError(f"'batch' must lie in [0, {b - 1}] for num_graphs={b}")
-        if config.balanced and not 0 <= background < num_classes:
-            raise ValueError(f"'background' must be in [0, {num_classes - 1}], got {background}")
-        labelled = labels != ignore_index
-        if labelled.any() and (labels[labelled].min() < 0 or labels[labelled].max() >= num_classes):
-            raise ValueError(
-                f"'labels' has values outside [0, {num_classes - 1}] and not {ignore_index}"
-            )
-        dt = torch.float64  # weights in double, cast once in .to()
-
-        def per_node_inverse_count(mask: Tensor) -> Tensor:
-            count = torch.zeros(b, dtype=dt, device=labels.device).index_add_(
-                0, batch, mask.to(dt)
-            )
-            return torch.where(mask, 1.0 / count.clamp(min=1)[batch], torch.zeros((), dtype=dt))
-
-        if config.balanced:
-            is_bg = labelled & (labels == background)
-            ce_w = per_node_inverse_count(labelled & ~is_bg) + per_node_inverse_count(is_bg)
-        else:
-            ce_w = per_node_inverse_count(labelled)
-        kappa = 1.0 / num_classes if config.entropy_variant == "code" else 1.0
-        ent_w = per_node_inverse_count(~labelled) * (config.beta_entropy * kappa)
-        nodes = torch.zeros(b, dtype=dt, device=labels.device).index_add_(
-            0, batch, torch.ones(n, dtype=dt, device=labels.device)
-        )
-        self.num_classes = int(num_classes)
-        self.labelled = labelled
-        self.safe_labels = torch.where(labelled, labels, torch.zeros_like(labels)).view(-1, 1)
-        self.ce_weight, self.ent_weight = ce_w, ent_w
-        self.lap_weight = config.beta_laplacian / nodes.clamp(min=1)
-        self.batch, self.num_graphs = batch, b
-        self.laplacian = laplacian if config.beta_laplacian else None
-        self._lap_coo = None if self.laplacian is None else _csr_entries(self.laplacian)
-        self._use_laplacian = self.laplacian is not None  # (compiled code must not touch it)
-        self.use_entropy = bool(config.beta_entropy)
-        self.on_probs = config.laplacian_on == "probs"
-        self._double = (ce_w, ent_w, self.lap_weight)  # masters: casts never compound
-
-    def to(self, device: torch.device | str, dtype: torch.dtype | None = None) -> "WSGCNObjective":
-        """Move the precomputed weights (and the Laplacian) to ``device`` / ``dtype`` (the
-        weights are kept in float64 and cast from there; calls with ``log_probs`` of another
-        dtype or device cast them on the fly)."""
-        for name, master in zip(("ce_weight", "ent_weight", "lap_weight"), self._double):
-            setattr(self, name, master.to(device=device, dtype=dtype or self.ce_weight.dtype))
-        if self.laplacian is not None:
-            self.laplacian = self.laplacian.to(device=device, dtype=dtype)
-            self._lap_coo = _csr_entries(self.laplacian)
-        self.safe_labels, self.batch = self.safe_labels.to(device), self.batch.to(device)
-        self.labelled = self.labelled.to(device)
-        return self
-
-    def __call__(self, log_probs: Tensor) -> Tensor:
-        check_tensor(log_probs, "log_probs", ndim=2, floating=True)
-        if tuple(log_probs.shape) != (self.batch.numel(), self.num_classes):
-            raise ValueError(
-                f"'log_probs' must be [{self.batch.numel()}, {self.num_classes}], got "
-                f"{tuple(log_probs.shape)}"
-            )
-        if self.ce_weight.dtype != log_probs.dtype or self.ce_weight.device != log_probs.device:
-            self.to(log_probs.device, log_probs.dtype)
-        picked = log_probs.gather(1, self.safe_labels).view(-1)
-        picked = torch.where(self.labelled, picked, torch.zeros_like(picked))  # no -inf * 0
-        loss = -(picked * self.ce_weight).sum()
-        probs = log_probs.exp() if (self.use_entropy or self.on_probs) else None
-        if self.use_entropy:
-            finite = log_probs.clamp(min=torch.finfo(log_probs.dtype).min)  # 0 log 0 = 0
-            loss = loss - ((probs * finite).sum(-1) * self.ent_weight).sum()
-        if self._use_laplacian:
-            y = probs if self.on_probs else log_probs
-            if torch.compiler.is_compiling():  # sparse tensors do not trace: gather/scatter
-                rows, cols, vals = self._lap_coo
-                ly = torch.zeros_like(y).index_add_(
-                    0, rows, vals.to(y.dtype).unsqueeze(-1) * y.index_select(0, cols)
-                )
-                trace = y.new_zeros(self.num_graphs).index_add_(0, self.batch, (y * ly).sum(-1))
-            else:
-                trace = laplacian_quadratic_form(self.laplacian, y, self.batch, self.num_graphs)
-            loss = loss + (trace * self.lap_weight).sum()
-        return loss
-
-
-def _csr_entries(a: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-    """``(rows, cols, values)`` of a sparse CSR matrix, in its storage order."""
-    rows = torch.repeat_interleave(
-        torch.arange(a.size(0), device=a.device), a.crow_indices().diff()
-    )
-    return rows, a.col_indices().clone(), a.values().clone()
-
-
-def wsgcn_train_step(
-    model: BatchedWSGCN, objective: WSGCNObjective, dropout_mask: Tensor | None = None
-) -> Tensor:
-    """One WSGCN training step up to the loss: the batched forward and
-    :class:`WSGCNObjective` (what :func:`fit_wsgcn` runs before ``loss.backward()`` and the
-    Adam step). With ``dropout_mask`` (:meth:`BatchedWSGCN.dropout_mask`, drawn outside)
-    it compiles with ``torch.compile(fullgraph=True)``; the backward is compiled with it."""
-    return objective(model(dropout_mask=dropout_mask))
-
-
-def fit_wsgcn(
-    x: Tensor,
-    edge_index: Tensor,
-    edge_weight: Tensor | None,
-    labels: Tensor,
-    batch: Tensor | None = None,
-    seeds: Sequence[int] | None = None,
-    lap_edge_index: Tensor | None = None,
-    lap_edge_weight: Tensor | None = None,
-    steps: int = 250,
-    lr: float = 0.01,
-    weight_decay: float = 5e-4,
-    beta_entropy: float = 10.0,
-    beta_laplacian: float = 1e-2,
-    entropy_variant: str = "code",
-    laplacian_on: str = "probs",
-    balanced: bool = True,
-    hidden_channels: int = 16,
-    num_classes: int = 21,
-    dropout: float = 0.3,
-    progress: bool = False,
-) -> Tensor:
-    r"""Train one WSGCN per image (W 2-7) for all images of a batch at once and return the
-    eval-mode log-probabilities ``[N, K]``.
-
-    Per image: ``steps`` full-batch Adam steps (lr 0.01, weight decay 5e-4, the paper's
-    values) on :math:`\ell_{fg} + \ell_{bg} + \beta_1 \ell_{ent} + \beta_2 \ell_{lp}`
-    (:func:`~pyg_wsss.nn.functional.partial_cross_entropy`,
-    :func:`~pyg_wsss.nn.functional.entropy_loss`,
-    :func:`~pyg_wsss.nn.functional.laplacian_loss`), evaluated by :class:`WSGCNObjective`
-    (the same objective with its masks and normalisers computed once). The per-image losses
-    are **summed** (Adam is element-wise, so every image's update is exactly the one it gets
-    alone; bitwise with one thread, up to the reduction order of the sparse products with
-    more). Half and bfloat16 ``x`` are trained in float32 and the result is returned in
-    ``x``'s dtype.
-
-    Args:
-        x: ``[N, D]`` node features of the batch.
-        edge_index, edge_weight: :math:`\tilde A` (:func:`wsgcn_adjacency`);
-            ``edge_weight=None`` means all ones. NaN/Inf weights raise ``ValueError``.
-        labels: ``[N]`` partial labels (255 = unlabelled).
-        batch: ``[N]`` image of each node in ``[0, B)`` (``None``: one image). It need
-            not be sorted: interleaved images are sorted internally (stable) and the
-            output rows follow the given order (:class:`BatchedWSGCN`).
-        seeds: One seed per image (default ``0, 1, ...``).
-        lap_edge_index, lap_edge_weight: The Laplacian graph :math:`\Phi` (W 7; e.g. the
-            5x5 window with :func:`~pyg_wsss.graphs.gaussian_edge_weight`); ``None`` = no
-            Laplacian term.
-        entropy_variant: ``"code"`` (default: mean over the ``K`` classes) | ``"paper"``
-            (sum over classes, W 5 as printed). With :math:`\beta_1 = 10` the printed form
-            is ``K`` = 21 times stronger than what the authors ran, and in our tests it
-            collapses every node to one class within a few dozen steps (an image with only
-            foreground seeds, or weak seeds); the code's form is the default for training.
-        laplacian_on: ``"probs"`` (paper) | ``"log_probs"`` (code).
-        beta_entropy, beta_laplacian: :math:`\beta_1 = 10`, :math:`\beta_2 = 10^{-2}`;
-            0 switches a term off (the loss ablation of W Table 2).
-    """
-    check_tensor(x, "x", ndim=2, floating=True)
-    check_tensor(labels, "labels", ndim=1, floating=False)
-    n = x.size(0)
-    if labels.numel() != n:
-        raise ValueError(f"'labels' has {labels.numel()} entries but 'x' has {n} rows")
-    check_positive(steps, "steps", strict=False, integer=True)
-    check_positive(lr, "lr")
-    check_choice(laplacian_on, ("probs", "log_probs"), "laplacian_on")
-    out_dtype = x.dtype
-    if x.dtype in (torch.float16, torch.bfloat16):  # trained in float32, returned in x's dtype
-        x = x.float()
-    if batch is None:
-        batch = torch.zeros(n, dtype=torch.long, device=x.device)
-    batch, b = check_batch(batch, n, None, device=x.device)
-    b = max(b, 1)
-    if seeds is None:
-        seeds = list(range(b))
-    if len(seeds) != b:
-        raise ValueError(
-            f"'seeds' has {len(seeds)} entries but 'batch' refers to {b} images"
-        )
-    model = BatchedWSGCN(
-        x, edge_index, edge_weight, batch, seeds, hidden_channels, num_classes, dropout
-    )
-    lap = None
-    if lap_edge_index is not None:
-        check_edge_index(lap_edge_index, n, name="lap_edge_index", always=True)
-        if lap_edge_weight is not None:
-            check_tensor(lap_edge_weight, "lap_edge_weight", ndim=1, floating=True, finite=True)
-            if lap_edge_weight.numel() != lap_edge_index.size(1):
-                raise ValueError(
-                    f"'lap_edge_weight' has {lap_edge_weight.numel()} entries but "
-                    f"'lap_edge_index' has {lap_edge_index.size(1)} edges"
-                )
-    if lap_edge_index is not None and beta_laplacian:
-        lap = laplacian_matrix(lap_edge_index, lap_edge_weight, n, dtype=x.dtype)
-    config = WSGCNLossConfig(beta_entropy, beta_laplacian, entropy_variant, laplacian_on, balanced)
-    objective = WSGCNObjective(
-        labels.to(x.device), batch, b, num_classes, lap, config
-    ).to(x.device, x.dtype)
-    opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
-    it = range(int(steps))
-    if progress:
-        from tqdm.auto import tqdm
-
-        it = tqdm(it, desc=f"WSGCN x{b}", leave=False)
-    model.train()
-    for _ in it:
-        opt.zero_grad(set_to_none=True)
-        mask = model.dropout_mask() if model.dropout > 0 else None
-        loss = wsgcn_train_step(model, objective, mask)
-        loss.backward()
-        opt.step()
-    model.eval()
-    with torch.no_grad():
-        return model().to(out_dtype)
