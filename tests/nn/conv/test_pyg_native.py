@@ -78,11 +78,12 @@ class _GRMNet(torch.nn.Module):
         return self.grm(self.pixels, x, edge_index).mean((2, 3))
 
 
+@pytest.mark.parametrize("fused", [True, False])
 @pytest.mark.parametrize("loops", [False, True])
-def test_gnn_explainer_affinity_attention_default_path(loops):
+def test_gnn_explainer_affinity_attention_default_path(loops, fused):
     torch.manual_seed(0)
-    model = _AffinityNet()
-    assert model.conv1.fused  # the default (fused) configuration
+    model = _AffinityNet() if fused else _AffinityNet(fused=False)
+    assert model.conv1.fused == fused  # fused=True is the default
     ei = _graph(12, 40, seed=1, loops=loops)
     x = torch.rand(12, 4)
     explainer = Explainer(
@@ -96,7 +97,7 @@ def test_gnn_explainer_affinity_attention_default_path(loops):
     if loops:  # input loops are replaced by the layer's own: they carry no message
         assert (explanation.edge_mask[ei[0] == ei[1]] == 0).all()
     # the masks are cleared afterwards: the fused kernel serves plain calls again
-    assert not model.conv1._explaining() and model.conv1._use_fused()
+    assert not model.conv1._explaining() and model.conv1._use_fused() == fused
 
 
 @pytest.mark.parametrize("loops", [False, True])
@@ -175,21 +176,22 @@ def test_attention_explainer_reads_affinity_attention():
 
 # ------------------------------------------------------------------------- paths agree
 @pytest.mark.parametrize("negative", ["indicator", "mask", "none"])
-def test_affinity_fused_default_equals_propagate_path(negative):
+def test_affinity_fused_default_equals_propagate_path(negative, device):
     # default fused kernel vs the propagate path (fused=False), and vs the explain layout
     # (loops removed then added): values and gradients, input with loops and duplicates
     torch.manual_seed(3)
     ei = torch.cat([_graph(15, 60, seed=6, loops=True), torch.tensor([[3], [4]])], 1)
-    ew = torch.rand(ei.size(1), dtype=torch.float64)
-    x0 = torch.randn(17, 5, dtype=torch.float64)  # nodes 15, 16 isolated
+    ei = ei.to(device)
+    ew = torch.rand(ei.size(1), dtype=torch.float64, device=device)
+    x0 = torch.randn(17, 5, dtype=torch.float64, device=device)  # nodes 15, 16 isolated
     results = []
     for mode in ("fused", "propagate", "explain"):
         conv = AffinityAttentionConv(negative_cosine=negative, w_init=0.8, beta=3.0,
-                                     fused=mode == "fused").double()
+                                     fused=mode == "fused").double().to(device)
         x = x0.clone().requires_grad_()
         e = ew.clone().requires_grad_()
         if mode == "explain":
-            set_masks(conv, torch.ones(ei.size(1), dtype=torch.float64), ei,
+            set_masks(conv, torch.ones(ei.size(1), dtype=torch.float64, device=device), ei,
                       apply_sigmoid=False)
         out = conv(x, ei, e)
         out.square().sum().backward()
@@ -311,18 +313,18 @@ def test_merge_loops_is_the_same_matrix():
 
 # ------------------------------------------------------------------------- bipartite, size
 @pytest.mark.parametrize("fused", [True, False])
-def test_affinity_bipartite_equals_union_graph(fused):
+def test_affinity_bipartite_equals_union_graph(fused, device):
     # (x_src, x_dst) equals the homogeneous layer on the union of both node sets
     torch.manual_seed(7)
-    x_src = torch.randn(6, 3, dtype=torch.float64, requires_grad=True)
-    x_dst = torch.randn(4, 3, dtype=torch.float64, requires_grad=True)
+    x_src = torch.randn(6, 3, dtype=torch.float64, device=device, requires_grad=True)
+    x_dst = torch.randn(4, 3, dtype=torch.float64, device=device, requires_grad=True)
     g = torch.Generator().manual_seed(10)
     ei = torch.stack([torch.randint(0, 6, (15,), generator=g),
                       torch.randint(0, 4, (15,), generator=g)])
-    ei = torch.unique(ei, dim=1)  # coalesced: the sparse adjacency below is the same graph
-    ew = torch.rand(ei.size(1), dtype=torch.float64)
+    ei = torch.unique(ei, dim=1).to(device)  # coalesced: the sparse adjacency is the same
+    ew = torch.rand(ei.size(1), dtype=torch.float64, device=device)
     conv = AffinityAttentionConv(w_init=0.9, beta=2.0, add_self_loops=False, fused=fused)
-    conv = conv.double()
+    conv = conv.double().to(device)
     out = conv((x_src, x_dst), ei, ew)
     assert out.shape == (4, 3)
     union = torch.cat([x_src, x_dst])
@@ -338,7 +340,7 @@ def test_affinity_bipartite_equals_union_graph(fused):
     with pytest.raises(ValueError, match="num_dst, num_src"):
         conv((x_src, x_dst), to_torch_coo_tensor(ei.flip(0), ew, size=(6, 6)))
     with pytest.raises(ValueError, match="targets"):
-        conv((x_src, x_dst), torch.tensor([[0], [5]]))
+        conv((x_src.cpu(), x_dst.cpu()), torch.tensor([[0], [5]]))
 
 
 @pytest.mark.parametrize("fused", [True, False])
@@ -358,6 +360,17 @@ def test_affinity_size_argument(fused):
         conv(x, ei, size=(7, 5))
     with pytest.raises(ValueError, match="size"):
         conv(x, ei, size=(8, 9))
+
+
+def test_bipartite_and_size_without_graph_breaks():
+    conv = AffinityAttentionConv(add_self_loops=False)
+    ei = torch.tensor([[0, 1, 5, 3], [0, 0, 3, 2]])
+    torch._dynamo.reset()
+    explanation = torch._dynamo.explain(conv)((torch.rand(6, 3), torch.rand(4, 3)), ei)
+    assert explanation.graph_break_count == 0, explanation.break_reasons
+    explanation = torch._dynamo.explain(AffinityAttentionConv())(torch.rand(6, 3), ei,
+                                                                  size=(6, 4))
+    assert explanation.graph_break_count == 0, explanation.break_reasons
 
 
 def test_co_attention_bipartite_and_size():
