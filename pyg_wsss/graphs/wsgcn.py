@@ -13,6 +13,7 @@ from torch_geometric.utils import add_self_loops, coalesce, to_undirected
 
 from .._checks import check_choice, check_edge_index, check_positive, check_tensor
 from ..ops.spmm import csr_matrix
+from ..pseudo.walk import NORMALIZATIONS, transition_edges
 
 __all__ = ["wsgcn_adjacency", "random_walk_transition", "wsgcn_graph"]
 
@@ -97,6 +98,7 @@ def random_walk_transition(
     exp_times: int = 8,
     top_k: int | None = 64,
     self_loops: bool = True,
+    normalization: str = "target",
 ) -> tuple[Tensor, Tensor]:
     r"""Truncated sparse random-walk transition :math:`T^{2^{k}}` (IRNet, PSA; the graph of
     WSGCN-I, NOTES.md 2.1).
@@ -109,7 +111,10 @@ def random_walk_transition(
     support grows towards dense). Memory is ``O(N top_k)``, never ``N x N``.
 
     Propagating node scores ``S`` is ``out_i = sum_j T_ij S_j``, i.e. the weights are on
-    edges ``j -> i``.
+    edges ``j -> i``. The first-step transition is :func:`pyg_wsss.pseudo.walk.transition_edges`
+    (the one shared with the random-walk baseline); ``normalization="source"`` normalises
+    over the outgoing edges instead (also after every pruning). A target without incoming
+    weight (only without ``self_loops``) gets an empty row.
 
     Returns:
         ``(edge_index [2, E'], edge_weight [E'])``.
@@ -125,21 +130,21 @@ def random_walk_transition(
         check_positive(top_k, "top_k", integer=True)
     if (edge_weight < 0).any():
         raise ValueError("'edge_weight' must be non-negative")
+    check_choice(normalization, NORMALIZATIONS, "normalization")
     n = int(num_nodes)
-    rows, cols = edge_index[1].long(), edge_index[0].long()
-    vals = edge_weight.pow(beta)
-    if self_loops:
-        nodes = torch.arange(n, device=rows.device)
-        keep = rows != cols
-        rows = torch.cat([rows[keep], nodes])
-        cols = torch.cat([cols[keep], nodes])
-        vals = torch.cat([vals[keep], vals.new_ones(n)])
+    src, dst, val, loops, loop_val = transition_edges(
+        edge_index[0].long(), edge_index[1].long(), edge_weight, n, beta, self_loops,
+        normalization, isolated="zero",
+    )
+    # T_ij on row i = target, column j = source (PyG's j -> i)
+    rows, cols = torch.cat([dst, loops]), torch.cat([src, loops])
+    vals = torch.cat([val, loop_val])
 
     def normalise(r: Tensor, c: Tensor, v: Tensor) -> Tensor:
-        deg = v.new_zeros(n).index_add(0, r, v)
-        return v / deg.clamp(min=1e-30)[r]
+        by = r if normalization == "target" else c
+        deg = v.new_zeros(n).index_add(0, by, v)
+        return v / deg.clamp(min=1e-30)[by]
 
-    vals = normalise(rows, cols, vals)
     t = csr_matrix(rows, cols, vals, (n, n))
     for _ in range(int(exp_times)):
         with warnings.catch_warnings():

@@ -32,7 +32,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .._checks import check_edge_index, check_positive, check_tensor
+from .._checks import check_choice, check_edge_index, check_positive, check_tensor
 
 __all__ = [
     "transition_matrix",
@@ -56,18 +56,23 @@ def _quiet() -> Iterator[None]:
         yield
 
 
+#: Normalisations of the random-walk transition (:func:`transition_edges`).
+NORMALIZATIONS = ("target", "source")
+
+
 def _weighted_edges(
     edge_index: Tensor,
     edge_weight: Tensor | None,
     num_nodes: int,
     beta: float,
     self_loops: bool,
+    normalization: str = "target",
 ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
-    """Validated ``(src, dst, A^beta / column sum)`` of the non-loop edges and the
-    ``(nodes, values)`` of the diagonal (self-loops, and nodes without incoming weight)."""
+    """Validated :func:`transition_edges`."""
     check_positive(num_nodes, "num_nodes", strict=False, integer=True)
     check_edge_index(edge_index, num_nodes)
     check_positive(beta, "beta")
+    check_choice(normalization, NORMALIZATIONS, "normalization")
     device = edge_index.device
     src, dst = edge_index[0].long(), edge_index[1].long()
     if edge_weight is None:
@@ -81,21 +86,57 @@ def _weighted_edges(
         if edge_weight.numel() and edge_weight.min() < 0:
             raise ValueError("'edge_weight' must be non-negative (affinities)")
         w = edge_weight
-    w = w.pow(beta)
+    return transition_edges(src, dst, w, num_nodes, beta, self_loops, normalization)
+
+
+def transition_edges(
+    src: Tensor,
+    dst: Tensor,
+    weight: Tensor,
+    num_nodes: int,
+    beta: float = 1.0,
+    self_loops: bool = True,
+    normalization: str = "target",
+    isolated: str = "keep",
+) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
+    r"""The random-walk transition :math:`T` of the affinities :math:`A` (``weight`` on edges
+    ``src -> dst``) as an edge list: the one transition of the package (PSA / IRNet's random
+    walk, :func:`transition_matrix`; WSGCN-I's graph,
+    :func:`pyg_wsss.graphs.wsgcn.random_walk_transition`). No validation (callers check).
+
+    :math:`A^{\circ\beta}` (with :math:`A_{ii} = 1` replacing existing loops when
+    ``self_loops``), normalised
+
+    * ``"target"``: over the incoming edges of every target,
+      :math:`T_{ij} = A_{ij}^\beta / \sum_{i'} A_{i'j}^\beta` (PSA/IRNet's column
+      normalisation; WSGCN's :math:`D^{-1} A` in PyG's ``j -> i`` convention);
+    * ``"source"``: over the outgoing edges of every source (rows sum to 1).
+
+    A node with nothing to normalise by keeps its score (``isolated="keep"``: a loop
+    :math:`T_{jj} = 1`) or gets an empty row/column (``"zero"``).
+
+    Returns:
+        ``(src, dst, value)`` of the non-loop edges and ``(nodes, value)`` of the loops.
+    """
+    device = src.device
+    w = weight.pow(beta)
     if self_loops:
         keep = src != dst  # the diagonal is exactly A_ii = 1
         src, dst, w = src[keep], dst[keep], w[keep]
         loops = torch.arange(num_nodes, device=device)
     else:
         loops = torch.zeros(0, dtype=torch.long, device=device)
-    col = torch.zeros(num_nodes, device=device, dtype=w.dtype).index_add_(0, dst, w)
+    by = dst if normalization == "target" else src
+    col = torch.zeros(num_nodes, device=device, dtype=w.dtype).index_add_(0, by, w)
     col[loops] += 1.0
+    if isolated == "zero":
+        return src, dst, w / col.clamp(min=1e-30)[by], loops, 1.0 / col[loops]
     empty = col <= 0
     if bool(empty.any()):
         # nodes without incoming weight keep their score (T_jj = 1): no 0/0
         loops = torch.cat([loops, torch.nonzero(empty).view(-1)])
         col[empty] = 1.0
-    return src, dst, w / col[dst], loops, 1.0 / col[loops]
+    return src, dst, w / col[by], loops, 1.0 / col[loops]
 
 
 def _merge_sorted(key: Tensor, val: Tensor, key2: Tensor, val2: Tensor) -> tuple[Tensor, Tensor]:
@@ -118,8 +159,10 @@ def transition_matrix(
     self_loops: bool = True,
     dense: bool = False,
     max_dense_nodes: int = DENSE_MAX_NODES,
+    normalization: str = "target",
 ) -> Tensor:
-    r"""The column-stochastic transition matrix :math:`T = \mathrm{colnorm}(A^{\circ\beta})`.
+    r"""The column-stochastic transition matrix :math:`T = \mathrm{colnorm}(A^{\circ\beta})`
+    (:func:`transition_edges`).
 
     Args:
         edge_index: ``[2, E]`` (source ``i``, target ``j``).
@@ -131,6 +174,8 @@ def transition_matrix(
         dense: Return the dense ``[N, N]`` matrix (reference; guarded by
             ``max_dense_nodes``).
         max_dense_nodes: Size guard of the dense path.
+        normalization: ``"target"`` (default, upstream: every column sums to 1) or
+            ``"source"`` (every row sums to 1), see :func:`transition_edges`.
 
     Returns:
         ``[N, N]`` float tensor in ``torch.sparse_csc`` layout (its transpose is the CSR
@@ -138,7 +183,7 @@ def transition_matrix(
         :math:`T_{ij}` at row ``i`` (source), column ``j`` (target); columns sum to 1.
     """
     src, dst, val, loops, loop_val = _weighted_edges(
-        edge_index, edge_weight, num_nodes, beta, self_loops
+        edge_index, edge_weight, num_nodes, beta, self_loops, normalization
     )
     if dense:
         _guard(num_nodes, max_dense_nodes)
