@@ -189,6 +189,10 @@ def edge_attention(
 ) -> Tensor | tuple[Tensor, Tensor]:
     r"""Fused attention aggregation (see the module docstring for the equations).
 
+    Many parameters because: they are the keyword-only options of one fused kernel (score,
+    temperature, edge term, masks, separate queries/keys), each with a default, in the style
+    of PyG's functional API; a config object would hide them from ``torch.compile`` callers.
+
     Args:
         x: ``[N, F]`` values (and queries/keys unless given).
         edge_index: ``[2, E]`` (row 0 source ``j``, row 1 target ``i``) or a :class:`CSRGraph`

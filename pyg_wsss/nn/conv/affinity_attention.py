@@ -105,6 +105,75 @@ def _split_x(x: Union[Tensor, PairTensor], size: Size) -> Tuple[Tensor, Tensor]:
     return x_src, x_dst
 
 
+def _read_adjacency(
+    edge_index: Adj, edge_weight: OptTensor, num_src: int, num_dst: int
+) -> Tuple[Tensor, OptTensor, Optional[str], Optional[Tuple[int, int]]]:
+    """``(edge_index [2, E], edge_weight, layout, sparse_size)`` of any PyG adjacency (the
+    values of a sparse ``adj_t [N_t, N_s]`` are the edge weights unless given), checked."""
+    layout: Optional[str] = None
+    sparse_size: Optional[Tuple[int, int]] = None
+    if WITH_TORCH_SPARSE and isinstance(edge_index, SparseTensor):
+        row, col, value = edge_index.coo()
+        sparse_size = (edge_index.size(0), edge_index.size(1))
+        if edge_weight is None and value is not None:
+            edge_weight = value
+        edge_index = torch.stack([col, row], dim=0)
+        layout = "torch_sparse"
+    elif is_torch_sparse_tensor(edge_index):
+        layout = str(edge_index.layout)
+        sparse_size = (edge_index.size(0), edge_index.size(1))
+        indices, value = to_edge_index(edge_index)
+        if edge_weight is None:
+            edge_weight = value
+        edge_index = indices.flip(0)
+    elif isinstance(edge_index, EdgeIndex):
+        edge_index = edge_index.as_tensor()
+    elif not isinstance(edge_index, Tensor):
+        raise TypeError(f"'edge_index' must be a Tensor or SparseTensor, got {type(edge_index)}")
+    if sparse_size is not None and sparse_size != (num_dst, num_src):
+        raise ValueError(
+            f"the sparse adjacency adj_t must be [num_dst, num_src] = [{num_dst}, "
+            f"{num_src}], got {list(sparse_size)}"
+        )
+    if edge_index.dim() != 2 or edge_index.size(0) != 2:
+        raise ValueError(f"'edge_index' must have shape [2, E], got {tuple(edge_index.shape)}")
+    if edge_index.dtype not in (torch.int64, torch.int32):
+        raise TypeError(f"'edge_index' must be int64 or int32, got {edge_index.dtype}")
+    check_edge_index(edge_index, max(num_src, num_dst))  # index range: a value check
+    if num_src != num_dst and edge_index.numel() and value_checks(edge_index):
+        if int(edge_index[0].max()) >= num_src or int(edge_index[1].max()) >= num_dst:
+            raise ValueError(f"'edge_index' has sources >= {num_src} or targets >= {num_dst}")
+    return edge_index, edge_weight, layout, sparse_size
+
+
+def _edge_weights(edge_weight: OptTensor, num_edges: int, x: Tensor) -> Tensor:
+    if edge_weight is None:
+        return x.new_ones(num_edges)
+    check_tensor(edge_weight, "edge_weight", floating=True)
+    if edge_weight.numel() != num_edges:
+        raise ValueError(f"'edge_weight' has {edge_weight.numel()} entries for {num_edges} edges")
+    check_finite(edge_weight, "edge_weight")
+    return edge_weight.view(-1).to(x.dtype)
+
+
+def _attention_output(
+    edge_index: Tensor, alpha: Tensor, layout: Optional[str],
+    sparse_size: Optional[Tuple[int, int]],
+) -> Union[Tuple[Tensor, Tensor], SparseTensor]:
+    """The attention in the caller's layout: ``(edge_index, alpha)``, ``(adj, values)`` for a
+    ``torch.sparse`` input (COO/CSR as given) or a ``SparseTensor``."""
+    if layout == "torch_sparse":
+        return SparseTensor(
+            row=edge_index[1], col=edge_index[0], value=alpha, sparse_sizes=sparse_size
+        )
+    if layout is not None:
+        adj = torch.sparse_coo_tensor(edge_index.flip(0), alpha, sparse_size).coalesce()
+        if layout == "torch.sparse_csr":
+            adj = adj.to_sparse_csr()
+        return adj, adj.values()
+    return edge_index, alpha
+
+
 class AffinityAttentionConv(MessagePassing):
     r"""The affinity attention layer from the `"Affinity Attention Graph Neural Network for
     Weakly Supervised Semantic Segmentation" <https://arxiv.org/abs/2106.04054>`_ paper
@@ -297,146 +366,107 @@ class AffinityAttentionConv(MessagePassing):
         x_src, x_dst = _split_x(x, size)
         num_src, num_dst = x_src.size(0), x_dst.size(0)
         square = x_src is x_dst
-        layout: Optional[str] = None
-        sparse_size: Optional[Tuple[int, int]] = None
-        if WITH_TORCH_SPARSE and isinstance(edge_index, SparseTensor):
-            row, col, value = edge_index.coo()
-            sparse_size = (edge_index.size(0), edge_index.size(1))
-            if edge_weight is None and value is not None:
-                edge_weight = value
-            edge_index = torch.stack([col, row], dim=0)
-            layout = "torch_sparse"
-        elif is_torch_sparse_tensor(edge_index):
-            layout = str(edge_index.layout)
-            sparse_size = (edge_index.size(0), edge_index.size(1))
-            indices, value = to_edge_index(edge_index)
-            if edge_weight is None:
-                edge_weight = value
-            edge_index = indices.flip(0)
-        elif isinstance(edge_index, EdgeIndex):
-            edge_index = edge_index.as_tensor()
-        elif not isinstance(edge_index, Tensor):
-            raise TypeError(
-                f"'edge_index' must be a Tensor or SparseTensor, got {type(edge_index)}"
-            )
-        if sparse_size is not None and sparse_size != (num_dst, num_src):
-            raise ValueError(
-                f"the sparse adjacency adj_t must be [num_dst, num_src] = [{num_dst}, "
-                f"{num_src}], got {list(sparse_size)}"
-            )
-        if edge_index.dim() != 2 or edge_index.size(0) != 2:
-            raise ValueError(f"'edge_index' must have shape [2, E], got {tuple(edge_index.shape)}")
-        if edge_index.dtype not in (torch.int64, torch.int32):
-            raise TypeError(f"'edge_index' must be int64 or int32, got {edge_index.dtype}")
-        check_edge_index(edge_index, max(num_src, num_dst))  # index range: a value check
-        if num_src != num_dst and edge_index.numel() and value_checks(edge_index):
-            if int(edge_index[0].max()) >= num_src or int(edge_index[1].max()) >= num_dst:
-                raise ValueError(
-                    f"'edge_index' has sources >= {num_src} or targets >= {num_dst}"
-                )
+        user_edge_index, edge_weight, layout, sparse_size = _read_adjacency(
+            edge_index, edge_weight, num_src, num_dst
+        )
         check_finite(x_src, "x")
         if not square:
             check_finite(x_dst, "x")
-        user_edge_index = edge_index  # the CSR cache is keyed on the caller's tensor
+        edge_index = user_edge_index  # the CSR cache is keyed on the caller's tensor
         if edge_index.dtype != torch.long:
             edge_index = edge_index.long()
-
-        num_edges = edge_index.size(1)
-        if edge_weight is None:
-            edge_weight = x_src.new_ones(num_edges)
-        else:
-            check_tensor(edge_weight, "edge_weight", floating=True)
-            if edge_weight.numel() != num_edges:
-                raise ValueError(
-                    f"'edge_weight' has {edge_weight.numel()} entries for {num_edges} edges"
-                )
-            check_finite(edge_weight, "edge_weight")
-            edge_weight = edge_weight.view(-1).to(x_src.dtype)
+        edge_weight = _edge_weights(edge_weight, edge_index.size(1), x_src)
         if batch is not None:  # checked also when unused (num_graphs = 1: all zeros)
             batch, _ = check_batch(batch, num_dst, self.num_graphs, device=x_src.device)
-        if self.num_graphs > 1:
-            if batch is None:
-                raise ValueError("'batch' is required when num_graphs > 1")
-            w = self.w[batch]
-        else:
-            w = self.w.expand(num_dst)
-
+        if self.num_graphs > 1 and batch is None:
+            raise ValueError("'batch' is required when num_graphs > 1")
         fused = self._use_fused()
-        if self.add_self_loops:
-            # one loop per node (min(N_s, N_t) on bipartite input, as GATConv)
-            num_loops = min(num_src, num_dst)
-            if self._explaining():
-                # PyG's explain hooks mask E - L + N messages (GATConv's layout): drop the
-                # existing loops instead of masking them (a data-dependent shape, but
-                # explainers run eagerly)
-                edge_index, edge_weight = remove_self_loops(edge_index, edge_weight)
-                keep = torch.ones(edge_index.size(1) + num_loops, dtype=torch.bool,
-                                  device=x_src.device)
-            else:
-                loop_mask = edge_index[0] == edge_index[1]
-                keep = torch.cat([~loop_mask, loop_mask.new_ones(num_loops)])
-            edge_index, _ = _add_self_loops(edge_index, num_nodes=(num_src, num_dst))
-            edge_weight = torch.cat(
-                [edge_weight, edge_weight.new_full((num_loops,), self.self_loop_weight)]
-            )
-        else:
-            keep = torch.ones(num_edges, dtype=torch.bool, device=x_src.device)
-
+        edge_index, edge_weight, keep = self._self_loops(edge_index, edge_weight, num_src, num_dst)
         if fused:
-            # SDDMM + segment softmax + SpMM over a cached CSR (pyg_wsss.ops): no [E, F]
-            # tensor in forward or backward. Same edge order as above (loops appended).
-            if num_src == num_dst:
-                csr = to_csr(user_edge_index, num_src, self_loops=self.add_self_loops)
-            elif self.add_self_loops:
-                csr = to_csr(edge_index, (num_src, num_dst), cache=False)
-            else:
-                csr = to_csr(user_edge_index, (num_src, num_dst))
-            temperature = self.w[batch] if self.num_graphs > 1 else self.w.reshape(())
-            out, alpha = edge_attention(
-                x_src, csr, score="cosine", temperature=temperature, edge_weight=edge_weight,
-                edge_scale=self.beta, negative=self.negative_cosine, edge_mask=keep,
-                eps=self.eps, return_attention_weights=True,
-                query=None if square else x_dst, key=None if square else x_src,
-                num_nodes=None if square else num_dst,
+            out, alpha = self._fused_forward(
+                x_src, x_dst, user_edge_index, edge_index, edge_weight, keep, batch
             )
         else:
-            # half / bfloat16 are computed in float32 (as the fused kernel does): the norm of
-            # 1e4-sized features and F.normalize's eps would overflow / round to 0 in fp16
-            low = x_src.dtype in (torch.float16, torch.bfloat16)
-            xw_src = x_src.float() if low else x_src
-            xn_src = F.normalize(xw_src, p=2.0, dim=-1, eps=self.eps)
-            if square:
-                xn_dst = xn_src
-            else:
-                xn_dst = F.normalize(x_dst.float() if low else x_dst, p=2.0, dim=-1,
-                                     eps=self.eps)
-            # edge_updater_type: (xn_src: Tensor, xn_dst: Tensor, w: Tensor,
-            #                     edge_weight: Tensor, keep: Tensor)
-            alpha = self.edge_updater(
-                edge_index, xn_src=xn_src, xn_dst=xn_dst, w=w.to(xw_src.dtype),
-                edge_weight=edge_weight.to(xw_src.dtype), keep=keep,
-                size=(num_src, num_dst),
+            out, alpha = self._propagate_forward(
+                x_src, x_dst, edge_index, edge_weight, keep, batch
             )
-            # propagate_type: (x: Tensor, alpha: Tensor)
-            out = self.propagate(edge_index, x=xw_src, alpha=alpha, size=(num_src, num_dst))
-            out = out.to(x_src.dtype)
-
         if return_attention_weights:
-            if layout == "torch_sparse":
-                adj = SparseTensor(
-                    row=edge_index[1], col=edge_index[0], value=alpha,
-                    sparse_sizes=sparse_size,
-                )
-                return out, adj
-            if layout is not None:
-                adj = torch.sparse_coo_tensor(
-                    edge_index.flip(0), alpha, sparse_size
-                ).coalesce()
-                if layout == "torch.sparse_csr":
-                    adj = adj.to_sparse_csr()
-                return out, (adj, adj.values())
-            return out, (edge_index, alpha)
+            return out, _attention_output(edge_index, alpha, layout, sparse_size)
         return out
+
+    def _self_loops(
+        self, edge_index: Tensor, edge_weight: Tensor, num_src: int, num_dst: int
+    ) -> Tuple[Tensor, Tensor, Tensor]:
+        """Existing loops masked (``keep``) and one loop per node appended (``min(N_s, N_t)``
+        on bipartite input, as GATConv); under PyG's explainers the existing loops are
+        removed instead (E - L + N messages, GATConv's layout, which the edge masks expect;
+        a data-dependent shape, but explainers run eagerly)."""
+        device = edge_index.device
+        if not self.add_self_loops:
+            return edge_index, edge_weight, torch.ones(edge_index.size(1), dtype=torch.bool,
+                                                       device=device)
+        num_loops = min(num_src, num_dst)
+        if self._explaining():
+            edge_index, edge_weight = remove_self_loops(edge_index, edge_weight)
+            keep = torch.ones(edge_index.size(1) + num_loops, dtype=torch.bool, device=device)
+        else:
+            loop_mask = edge_index[0] == edge_index[1]
+            keep = torch.cat([~loop_mask, loop_mask.new_ones(num_loops)])
+        edge_index, _ = _add_self_loops(edge_index, num_nodes=(num_src, num_dst))
+        edge_weight = torch.cat(
+            [edge_weight, edge_weight.new_full((num_loops,), self.self_loop_weight)]
+        )
+        return edge_index, edge_weight, keep
+
+    def _fused_forward(
+        self, x_src: Tensor, x_dst: Tensor, user_edge_index: Tensor, edge_index: Tensor,
+        edge_weight: Tensor, keep: Tensor, batch: OptTensor,
+    ) -> Tuple[Tensor, Tensor]:
+        # SDDMM + segment softmax + SpMM over a cached CSR (pyg_wsss.ops): no [E, F]
+        # tensor in forward or backward. Same edge order as ``edge_index`` (loops appended).
+        num_src, num_dst = x_src.size(0), x_dst.size(0)
+        square = x_src is x_dst
+        if num_src == num_dst:
+            csr = to_csr(user_edge_index, num_src, self_loops=self.add_self_loops)
+        elif self.add_self_loops:
+            csr = to_csr(edge_index, (num_src, num_dst), cache=False)
+        else:
+            csr = to_csr(user_edge_index, (num_src, num_dst))
+        temperature = self.w[batch] if self.num_graphs > 1 else self.w.reshape(())
+        out, alpha = edge_attention(
+            x_src, csr, score="cosine", temperature=temperature, edge_weight=edge_weight,
+            edge_scale=self.beta, negative=self.negative_cosine, edge_mask=keep,
+            eps=self.eps, return_attention_weights=True,
+            query=None if square else x_dst, key=None if square else x_src,
+            num_nodes=None if square else num_dst,
+        )
+        return out, alpha
+
+    def _propagate_forward(
+        self, x_src: Tensor, x_dst: Tensor, edge_index: Tensor, edge_weight: Tensor,
+        keep: Tensor, batch: OptTensor,
+    ) -> Tuple[Tensor, Tensor]:
+        # The gather/scatter reference through edge_updater + propagate. Half / bfloat16 are
+        # computed in float32 (as the fused kernel does): the norm of 1e4-sized features and
+        # F.normalize's eps would overflow / round to 0 in fp16.
+        num_src, num_dst = x_src.size(0), x_dst.size(0)
+        w = self.w[batch] if self.num_graphs > 1 else self.w.expand(num_dst)
+        low = x_src.dtype in (torch.float16, torch.bfloat16)
+        xw_src = x_src.float() if low else x_src
+        xn_src = F.normalize(xw_src, p=2.0, dim=-1, eps=self.eps)
+        if x_src is x_dst:
+            xn_dst = xn_src
+        else:
+            xn_dst = F.normalize(x_dst.float() if low else x_dst, p=2.0, dim=-1, eps=self.eps)
+        # edge_updater_type: (xn_src: Tensor, xn_dst: Tensor, w: Tensor,
+        #                     edge_weight: Tensor, keep: Tensor)
+        alpha = self.edge_updater(
+            edge_index, xn_src=xn_src, xn_dst=xn_dst, w=w.to(xw_src.dtype),
+            edge_weight=edge_weight.to(xw_src.dtype), keep=keep, size=(num_src, num_dst),
+        )
+        # propagate_type: (x: Tensor, alpha: Tensor)
+        out = self.propagate(edge_index, x=xw_src, alpha=alpha, size=(num_src, num_dst))
+        return out.to(x_src.dtype), alpha
 
     def _explaining(self) -> bool:
         # set by torch_geometric.explain (set_masks): messages are multiplied by an edge mask

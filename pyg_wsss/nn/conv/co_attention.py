@@ -82,6 +82,31 @@ def co_attention(q: Tensor, k: Tensor, v: Tensor, attention: str = "fused") -> T
     return out[..., :cv] if pad else out
 
 
+def _check_adjacency(edge_index: Adj, num_src: int, num_dst: int) -> Adj:
+    """A checked ``[2, E]`` int64 tensor (``EdgeIndex`` unwrapped, int32 widened), or the
+    ``torch.sparse`` / ``SparseTensor`` ``adj_t [N_t, N_s]`` as given."""
+    if isinstance(edge_index, EdgeIndex):
+        edge_index = edge_index.as_tensor()
+    if is_torch_sparse_tensor(edge_index) or (
+        WITH_TORCH_SPARSE and isinstance(edge_index, SparseTensor)
+    ):
+        if (edge_index.size(0), edge_index.size(1)) != (num_dst, num_src):
+            raise ValueError(
+                f"the sparse adjacency adj_t must be [num_dst, num_src] = [{num_dst}, "
+                f"{num_src}], got {[edge_index.size(0), edge_index.size(1)]}"
+            )
+        return edge_index
+    if not isinstance(edge_index, Tensor):
+        raise TypeError(f"'edge_index' must be a Tensor or SparseTensor, got {type(edge_index)}")
+    check_tensor(edge_index, "edge_index", ndim=2, floating=False)
+    if edge_index.size(0) != 2:
+        raise ValueError(f"'edge_index' must have shape [2, E], got {tuple(edge_index.shape)}")
+    check_edge_index(edge_index, max(num_src, num_dst))
+    if edge_index.dtype == torch.int32:  # PyG's scatter needs int64 indices
+        edge_index = edge_index.long()
+    return edge_index
+
+
 class CoAttentionConv(MessagePassing):
     r"""The co-attention message passing layer of Group-WSSS (`"Group-Wise Semantic Mining for
     Weakly Supervised Semantic Segmentation" <https://arxiv.org/abs/2012.05007>`_, Li et al.,
@@ -275,91 +300,13 @@ class CoAttentionConv(MessagePassing):
             size: ``(N_s, N_t)``; with a single ``x`` the receivers are its first ``N_t``
                 nodes (PyG's convention for sampled subgraphs).
         """
-        if isinstance(x, (tuple, list)):
-            if len(x) != 2 or not all(isinstance(t, Tensor) for t in x):
-                raise TypeError("'x' must be a Tensor or a pair (x_src, x_dst) of Tensors")
-            if self.self_attention:
-                raise ValueError(
-                    "self_attention=True (G 6) needs one node set: its self-loop messages "
-                    "are undefined on bipartite input (x_src, x_dst); use "
-                    "self_attention=False (e.g. variant='code') for bipartite graphs and "
-                    "torch_geometric.nn.to_hetero over several node types"
-                )
-            x_src, x_dst = x
-        else:
-            x_src = x_dst = x
-        for name, t in (("x", x_src), ("x", x_dst)):
-            check_tensor(t, name, ndim=4, floating=True, finite=True)
-            if t.size(1) != self.channels:
-                raise ValueError(
-                    f"'x' must have {self.channels} channels, got shape {tuple(t.shape)}"
-                )
-        if x_src.dtype != x_dst.dtype:
-            raise ValueError(f"'x' pair dtypes differ: {x_src.dtype} and {x_dst.dtype}")
-        bipartite = x_src is not x_dst
-        num_dst = x_dst.size(0)
-        if size is not None:
-            if len(size) != 2:
-                raise ValueError(f"'size' must be (num_src, num_dst), got {size!r}")
-            if size[0] is not None and int(size[0]) != x_src.size(0):
-                raise ValueError(f"'size' {tuple(size)} does not match {x_src.size(0)} sources")
-            if size[1] is not None:
-                if not 0 <= int(size[1]) <= num_dst or (bipartite and int(size[1]) != num_dst):
-                    raise ValueError(
-                        f"'size' {tuple(size)} does not match {num_dst} targets (with one "
-                        "'x' the targets are its first size[1] nodes)"
-                    )
-                num_dst = int(size[1])
+        x_src, x_dst, num_dst = self._split_input(x, size)
         num_src = x_src.size(0)
-        if isinstance(edge_index, EdgeIndex):
-            edge_index = edge_index.as_tensor()
-        if is_torch_sparse_tensor(edge_index) or (
-            WITH_TORCH_SPARSE and isinstance(edge_index, SparseTensor)
-        ):
-            if (edge_index.size(0), edge_index.size(1)) != (num_dst, num_src):
-                raise ValueError(
-                    f"the sparse adjacency adj_t must be [num_dst, num_src] = [{num_dst}, "
-                    f"{num_src}], got {[edge_index.size(0), edge_index.size(1)]}"
-                )
-        elif isinstance(edge_index, Tensor):
-            check_tensor(edge_index, "edge_index", ndim=2, floating=False)
-            if edge_index.size(0) != 2:
-                raise ValueError(
-                    f"'edge_index' must have shape [2, E], got {tuple(edge_index.shape)}"
-                )
-            check_edge_index(edge_index, max(num_src, num_dst))
-            if edge_index.dtype == torch.int32:  # PyG's scatter needs int64 indices
-                edge_index = edge_index.long()
-        else:
-            raise TypeError(
-                f"'edge_index' must be a Tensor or SparseTensor, got {type(edge_index)}"
-            )
+        edge_index = _check_adjacency(edge_index, num_src, num_dst)
         c = self.channels
         hw_src = x_src.size(2) * x_src.size(3)
         hw_dst = x_dst.size(2) * x_dst.size(3)
-        ck = self.key_channels
-        tok = self._tokens(x_src).contiguous()  # [N, HW, C]; contiguous for fast gathers
-        if not bipartite:
-            # all 1x1 projections as one matmul over pixel tokens
-            convs = [self.lin_p, self.lin_q]
-            if self.self_attention:
-                convs += [self.phi_f, self.phi_g, self.phi_h]
-            weight = torch.cat([m.weight.flatten(1) for m in convs], dim=0)
-            biases = [m.bias for m in convs if m.bias is not None]
-            bias = torch.cat(biases) if self.bias else None
-            proj = F.linear(tok, weight, bias)
-            if self.self_attention:
-                q, k, sq, sk, sv = proj.split([ck, ck, ck, ck, c], dim=-1)
-                sq = sq[:num_dst]
-            else:
-                q, k = proj.split([ck, ck], dim=-1)
-                sq = sk = sv = None  # not needed: no gathers of unused tensors
-            q = q[:num_dst]
-        else:
-            tok_dst = self._tokens(x_dst)
-            q = F.linear(tok_dst, self.lin_p.weight.flatten(1), self.lin_p.bias)
-            k = F.linear(tok, self.lin_q.weight.flatten(1), self.lin_q.bias)
-            sq = sk = sv = None
+        tok, q, k, sq, sk, sv = self._project(x_src, x_dst, num_dst)
         self._return_alpha = bool(return_attention_weights)
         try:
             # node tensors go to propagate flattened to [N, HW * C'] (fast row gathers)
@@ -381,6 +328,73 @@ class CoAttentionConv(MessagePassing):
             assert alpha is not None
             return out, (edge_index, alpha)
         return out
+
+    def _split_input(
+        self, x: Union[Tensor, PairTensor], size: Size
+    ) -> tuple[Tensor, Tensor, int]:
+        """``(x_src, x_dst, num_dst)``, checked (one ``x`` with ``size=(N, M)``: the targets
+        are its first ``M`` nodes)."""
+        if isinstance(x, (tuple, list)):
+            if len(x) != 2 or not all(isinstance(t, Tensor) for t in x):
+                raise TypeError("'x' must be a Tensor or a pair (x_src, x_dst) of Tensors")
+            if self.self_attention:
+                raise ValueError(
+                    "self_attention=True (G 6) needs one node set: its self-loop messages "
+                    "are undefined on bipartite input (x_src, x_dst); use "
+                    "self_attention=False (e.g. variant='code') for bipartite graphs and "
+                    "torch_geometric.nn.to_hetero over several node types"
+                )
+            x_src, x_dst = x
+        else:
+            x_src = x_dst = x
+        for t in (x_src, x_dst):
+            check_tensor(t, "x", ndim=4, floating=True, finite=True)
+            if t.size(1) != self.channels:
+                raise ValueError(
+                    f"'x' must have {self.channels} channels, got shape {tuple(t.shape)}"
+                )
+        if x_src.dtype != x_dst.dtype:
+            raise ValueError(f"'x' pair dtypes differ: {x_src.dtype} and {x_dst.dtype}")
+        num_dst = x_dst.size(0)
+        if size is None:
+            return x_src, x_dst, num_dst
+        if len(size) != 2:
+            raise ValueError(f"'size' must be (num_src, num_dst), got {size!r}")
+        if size[0] is not None and int(size[0]) != x_src.size(0):
+            raise ValueError(f"'size' {tuple(size)} does not match {x_src.size(0)} sources")
+        if size[1] is not None:
+            if not 0 <= int(size[1]) <= num_dst or (x_src is not x_dst and size[1] != num_dst):
+                raise ValueError(
+                    f"'size' {tuple(size)} does not match {num_dst} targets (with one "
+                    "'x' the targets are its first size[1] nodes)"
+                )
+            num_dst = int(size[1])
+        return x_src, x_dst, num_dst
+
+    def _project(self, x_src: Tensor, x_dst: Tensor, num_dst: int) -> tuple[
+        Tensor, Tensor, Tensor, Optional[Tensor], Optional[Tensor], Optional[Tensor]
+    ]:
+        """Pixel tokens ``[N, HW, C]`` and the 1x1 projections: queries (receivers, the
+        first ``num_dst``), keys, and the G 6 self-attention ones (``None`` when off)."""
+        ck, c = self.key_channels, self.channels
+        tok = self._tokens(x_src).contiguous()  # [N, HW, C]; contiguous for fast gathers
+        if x_src is not x_dst:  # bipartite: receivers' queries, senders' keys
+            q = F.linear(self._tokens(x_dst), self.lin_p.weight.flatten(1), self.lin_p.bias)
+            k = F.linear(tok, self.lin_q.weight.flatten(1), self.lin_q.bias)
+            return tok, q, k, None, None, None
+        # all 1x1 projections as one matmul over pixel tokens
+        convs = [self.lin_p, self.lin_q]
+        if self.self_attention:
+            convs += [self.phi_f, self.phi_g, self.phi_h]
+        weight = torch.cat([m.weight.flatten(1) for m in convs], dim=0)
+        biases = [m.bias for m in convs if m.bias is not None]
+        bias = torch.cat(biases) if self.bias else None
+        proj = F.linear(tok, weight, bias)
+        if self.self_attention:
+            q, k, sq, sk, sv = proj.split([ck, ck, ck, ck, c], dim=-1)
+            return tok, q[:num_dst], k, sq[:num_dst], sk, sv
+        q, k = proj.split([ck, ck], dim=-1)
+        return tok, q[:num_dst], k, None, None, None  # no gathers of unused tensors
 
     def message(
         self,
