@@ -13,10 +13,11 @@ from dataclasses import dataclass
 
 import torch
 from torch import Tensor
+from torch_geometric import EdgeIndex
 
-from .._checks import check_edge_index
+from .._checks import check_edge_index, check_finite, check_tensor
 
-__all__ = ["CSRGraph", "to_csr", "clear_csr_cache"]
+__all__ = ["CSRGraph", "to_csr", "clear_csr_cache", "csr_matrix"]
 
 # torch marks its (well-tested) CSR kernels as beta on every construction; say it once here.
 warnings.filterwarnings(
@@ -121,8 +122,12 @@ def to_csr(
 ) -> CSRGraph:
     """Sort ``edge_index`` (``[2, E]``, source row 0, target row 1) into a :class:`CSRGraph`.
 
+    The checks run on a cache miss only (the graph is then sorted, which reads it anyway):
+    a cache hit reads nothing back to the host.
+
     Args:
-        edge_index: ``[2, E]`` int64 or int32.
+        edge_index: ``[2, E]`` int64 or int32, or a PyG :class:`~torch_geometric.EdgeIndex`
+            (its ``sparse_size`` is used when ``num_nodes`` is omitted).
         num_nodes: ``N`` or ``(num_src, num_dst)``; inferred from the indices if ``None``.
         cache: Reuse the result for the same tensor (same storage, version, shape and size),
             so a graph is sorted once however many layers and steps use it.
@@ -130,6 +135,11 @@ def to_csr(
             ``E .. E + N - 1``), e.g. for attention layers that add self-loops; existing
             loops are kept (mask them with an edge mask if they must not count twice).
     """
+    if isinstance(edge_index, EdgeIndex):  # its sparse size saves the max read
+        if num_nodes is None and None not in edge_index.sparse_size():
+            num_src, num_dst = edge_index.sparse_size()
+            num_nodes = (int(num_src), int(num_dst))
+        edge_index = edge_index.as_tensor()
     check_edge_index(edge_index)
     if num_nodes is None:
         n = int(edge_index.max()) + 1 if edge_index.numel() else 0
@@ -181,3 +191,33 @@ def to_csr(
 def clear_csr_cache() -> None:
     """Forget every cached :class:`CSRGraph`."""
     _CACHE.clear()
+
+
+def csr_matrix(row: Tensor, col: Tensor, value: Tensor, size: tuple[int, int]) -> Tensor:
+    """A ``torch.sparse_csr_tensor`` ``[size]`` with entries ``value`` at ``(row, col)``
+    (duplicates summed), for operators that stay fixed over many products: the one COO -> CSR
+    builder of the package (:func:`pyg_wsss.ops.fixed_spmm` operators, the WSGCN adjacency
+    and Laplacian, the random-walk transition). A one-off builder: the index ranges are
+    always checked. A graph's message-passing layout (sorted once, cached, with the
+    transpose and edge permutations) is :func:`to_csr`.
+
+    Shapes:
+        row ``[E]``, col ``[E]``, value ``[E]`` -> sparse CSR ``[size]``.
+    """
+    check_tensor(row, "row", ndim=1, floating=False)
+    check_tensor(col, "col", ndim=1, floating=False)
+    check_tensor(value, "value", ndim=1, floating=True)
+    if not row.numel() == col.numel() == value.numel():
+        raise ValueError(
+            f"'row', 'col' and 'value' must have one entry each per element, got "
+            f"{row.numel()}, {col.numel()} and {value.numel()}"
+        )
+    check_finite(value, "value")
+    m, n = int(size[0]), int(size[1])
+    for name, idx, bound in (("row", row, m), ("col", col, n)):
+        if idx.numel() and (int(idx.min()) < 0 or int(idx.max()) >= bound):
+            raise ValueError(f"'{name}' has indices outside [0, {bound}) for size {tuple(size)}")
+    coo = torch.sparse_coo_tensor(
+        torch.stack([row.long(), col.long()]), value, size, check_invariants=False
+    )
+    return coo.coalesce().to_sparse_csr()

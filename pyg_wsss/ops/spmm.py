@@ -8,7 +8,7 @@ from torch.autograd import Function
 from torch.autograd.function import once_differentiable
 
 from .._checks import check_finite, check_tensor
-from .csr import CSRGraph, to_csr
+from .csr import CSRGraph, csr_matrix, to_csr
 
 __all__ = ["spmm", "sddmm", "fixed_spmm", "csr_matrix"]
 
@@ -114,32 +114,6 @@ def spmm(
         values = csr.to_csr_order(edge_weight.to(work))
     out = _SpMMFunction.apply(values, x.to(work).contiguous(), csr)
     return out.to(dtype)
-
-
-def csr_matrix(row: Tensor, col: Tensor, value: Tensor, size: tuple[int, int]) -> Tensor:
-    """A ``torch.sparse_csr_tensor`` ``[size]`` with entries ``value`` at ``(row, col)``
-    (duplicates summed), for operators that stay fixed over many products.
-
-    Shapes:
-        row ``[E]``, col ``[E]``, value ``[E]`` -> sparse CSR ``[size]``.
-    """
-    check_tensor(row, "row", ndim=1, floating=False)
-    check_tensor(col, "col", ndim=1, floating=False)
-    check_tensor(value, "value", ndim=1, floating=True)
-    if not row.numel() == col.numel() == value.numel():
-        raise ValueError(
-            f"'row', 'col' and 'value' must have one entry each per element, got "
-            f"{row.numel()}, {col.numel()} and {value.numel()}"
-        )
-    check_finite(value, "value")
-    m, n = int(size[0]), int(size[1])
-    for name, idx, bound in (("row", row, m), ("col", col, n)):
-        if idx.numel() and (int(idx.min()) < 0 or int(idx.max()) >= bound):
-            raise ValueError(f"'{name}' has indices outside [0, {bound}) for size {tuple(size)}")
-    coo = torch.sparse_coo_tensor(
-        torch.stack([row.long(), col.long()]), value, size, check_invariants=False
-    )
-    return coo.coalesce().to_sparse_csr()
 
 
 class _FixedSpMM(Function):

@@ -139,18 +139,6 @@ def transition_edges(
     return src, dst, w / col[by], loops, 1.0 / col[loops]
 
 
-def _merge_sorted(key: Tensor, val: Tensor, key2: Tensor, val2: Tensor) -> tuple[Tensor, Tensor]:
-    """Merge two key-sorted lists without a full sort (keys of the two lists differ)."""
-    n1, n2 = key.numel(), key2.numel()
-    pos1 = torch.arange(n1, device=key.device) + torch.searchsorted(key2, key)
-    pos2 = torch.arange(n2, device=key.device) + torch.searchsorted(key, key2)
-    out_k = torch.empty(n1 + n2, dtype=key.dtype, device=key.device)
-    out_v = torch.empty(n1 + n2, dtype=val.dtype, device=val.device)
-    out_k[pos1], out_v[pos1] = key, val
-    out_k[pos2], out_v[pos2] = key2, val2
-    return out_k, out_v
-
-
 def transition_matrix(
     edge_index: Tensor,
     edge_weight: Tensor | None,
@@ -191,28 +179,15 @@ def transition_matrix(
         out.index_put_((src, dst), val, accumulate=True)
         return out.index_put_((loops, loops), loop_val, accumulate=True)
     # CSC storage of T (columns = targets) is the CSR storage of T^T, so the walk's SpMM
-    # T^T X uses it without a copy. Keys sorted by (target, source); pixel graphs come
-    # sorted, so the self-loops are merged in without a full sort. Duplicates are summed.
-    key = dst * num_nodes + src
-    loop_key = loops * (num_nodes + 1)
-    if key.numel() > 1 and not bool((key[1:] >= key[:-1]).all()):
-        key, perm = torch.sort(key, stable=True)
-        val = val[perm]
-    if loop_key.numel() > 1 and not bool((loop_key[1:] >= loop_key[:-1]).all()):
-        loop_key, perm = torch.sort(loop_key)
-        loop_val = loop_val[perm]
-    key, val = _merge_sorted(key, val, loop_key, loop_val)
-    if key.numel() > 1 and bool((key[1:] == key[:-1]).any()):
-        key, inverse = torch.unique_consecutive(key, return_inverse=True)
-        val = torch.zeros(key.numel(), device=val.device, dtype=val.dtype).index_add_(
-            0, inverse, val
-        )
-    cols = torch.div(key, num_nodes, rounding_mode="floor")
-    rows = key - cols * num_nodes
-    ccol = torch.zeros(num_nodes + 1, device=val.device, dtype=torch.long)
-    ccol[1:] = torch.bincount(cols, minlength=num_nodes).cumsum(0)
+    # T^T X uses it without a copy; T^T is built by the package's one COO -> CSR builder
+    # (entries sorted by (target, source), duplicates summed).
+    from ..ops.csr import csr_matrix
+
     with _quiet():
-        return torch.sparse_csc_tensor(ccol, rows, val, (num_nodes, num_nodes))
+        tt = csr_matrix(torch.cat([dst, loops]), torch.cat([src, loops]),
+                        torch.cat([val, loop_val]), (num_nodes, num_nodes))
+        return torch.sparse_csc_tensor(tt.crow_indices(), tt.col_indices(), tt.values(),
+                                       (num_nodes, num_nodes))
 
 
 def _guard(num_nodes: int, max_nodes: int) -> None:
