@@ -54,7 +54,8 @@ __all__ = [
     "WSGCNObjective",
 ]
 
-#: (``fit_wsgcn``, ``wsgcn_train_step`` are importable from here too.) Re-exported lazily from :mod:`pyg_wsss.pipelines.wsgcn` (which imports this module).
+#: ``fit_wsgcn``, ``wsgcn_train_step``: re-exported lazily from :mod:`pyg_wsss.pipelines.wsgcn`
+#: (which imports this module).
 _TRAINING = ("fit_wsgcn", "wsgcn_train_step", "FIT_FIELDS")
 
 
