@@ -36,7 +36,9 @@ MANY = "Many parameters because:"
 PENDING_FILES = ("pyg_wsss/nn/", "pyg_wsss/ops/", "pyg_wsss/pipelines/a2gnn.py",
                  "pyg_wsss/pipelines/wsgcn.py", "pyg_wsss/pipelines/group_wsss.py",
                  "pyg_wsss/pipelines/knowledge_grm.py", "pyg_wsss/pseudo/walk.py",
-                 "pyg_wsss/data/", "pyg_wsss/viz.py", "pyg_wsss/demo.py")
+                 "pyg_wsss/data/", "pyg_wsss/viz.py", "pyg_wsss/demo.py",
+                 # new during issue 18, by another session
+                 "pyg_wsss/graphs/_glove.py")
 
 # PENDING: offenders in files under rework by others (issue 18, item 4; counted on
 # 2026-12-03), as "path::qualified name". Shrink at integration: shorten the function
@@ -47,6 +49,7 @@ PENDING = {
     "pyg_wsss/data/coco.py::COCODataset._parse_annotations",                 # 81 lines
     "pyg_wsss/data/synthetic.py::SyntheticWSSS.__init__",                    # 111 lines, 22 params
     "pyg_wsss/data/synthetic.py::SyntheticWSSS.generate",                    # 83 lines
+    "pyg_wsss/graphs/_glove.py::read_parquet_strings",                       # 66 lines
     "pyg_wsss/nn/conv/affinity_attention.py::AffinityAttentionConv.forward",  # 127 lines
     "pyg_wsss/nn/conv/co_attention.py::CoAttentionConv.forward",             # 103 lines
     "pyg_wsss/nn/models/classifier.py::train_classifier",                    # 77 lines, 14 params
