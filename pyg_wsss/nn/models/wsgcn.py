@@ -167,6 +167,44 @@ def _dropout_generators(seeds: Sequence[int], device: torch.device) -> list[torc
     ]
 
 
+def _checked_inputs(
+    x: Tensor, edge_index: Tensor, edge_weight: Tensor | None, batch: Tensor, b: int,
+    dropout: float,
+) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """Validated ``(x, edge_index, edge_weight, batch)`` of :class:`BatchedWSGCN` (a one-off
+    set-up: the value checks always run); half / bfloat16 ``x`` as float32."""
+    check_tensor(x, "x", ndim=2, floating=True)
+    if x.numel() and not bool(torch.isfinite(x).all()):  # a one-off set-up: always
+        raise ValueError("'x' contains NaN or infinite values")
+    n, d = x.shape
+    check_edge_index(edge_index, n, always=True)
+    check_tensor(batch, "batch", ndim=1, floating=False)
+    if batch.numel() != n:
+        raise ValueError(f"'batch' has {batch.numel()} entries but 'x' has {n} rows")
+    if x.dtype in (torch.float16, torch.bfloat16):  # no half CPU sparse kernels: fp32
+        x = x.float()
+    if edge_weight is None:
+        edge_weight = x.new_ones(edge_index.size(1))
+    check_tensor(edge_weight, "edge_weight", ndim=1, floating=True)
+    if edge_weight.numel() != edge_index.size(1):
+        raise ValueError(
+            f"'edge_weight' has {edge_weight.numel()} entries but there are "
+            f"{edge_index.size(1)} edges"
+        )
+    if edge_weight.numel() and not bool(torch.isfinite(edge_weight).all()):
+        raise ValueError("'edge_weight' contains NaN or infinite values")
+    check_fraction(dropout, "dropout")
+    batch = batch.long().to(x.device)
+    if n and int(batch.min()) < 0:
+        raise ValueError(f"'batch' has negative image indices (min {int(batch.min())})")
+    if n and int(batch.max()) >= b:
+        raise ValueError(f"'batch' refers to {int(batch.max()) + 1} images but {b} seeds given")
+    edge_index = edge_index.long()
+    if edge_index.numel() and bool((batch[edge_index[0]] != batch[edge_index[1]]).any()):
+        raise ValueError("'edge_index' has edges between nodes of different images ('batch')")
+    return x, edge_index, edge_weight, batch
+
+
 class BatchedWSGCN(nn.Module):
     r"""``B`` independent :class:`WSGCN` models (one per image) evaluated in one pass.
 
@@ -213,37 +251,12 @@ class BatchedWSGCN(nn.Module):
         dropout: float = 0.3,
     ) -> None:
         super().__init__()
-        check_tensor(x, "x", ndim=2, floating=True)
-        if x.numel() and not bool(torch.isfinite(x).all()):  # a one-off set-up: always
-            raise ValueError("'x' contains NaN or infinite values")
-        n, d = x.shape
-        check_edge_index(edge_index, n, always=True)
-        check_tensor(batch, "batch", ndim=1, floating=False)
-        if batch.numel() != n:
-            raise ValueError(f"'batch' has {batch.numel()} entries but 'x' has {n} rows")
         out_dtype = x.dtype
-        if x.dtype in (torch.float16, torch.bfloat16):  # no half CPU sparse kernels: fp32
-            x = x.float()
-        if edge_weight is None:
-            edge_weight = x.new_ones(edge_index.size(1))
-        check_tensor(edge_weight, "edge_weight", ndim=1, floating=True)
-        if edge_weight.numel() != edge_index.size(1):
-            raise ValueError(
-                f"'edge_weight' has {edge_weight.numel()} entries but there are "
-                f"{edge_index.size(1)} edges"
-            )
-        if edge_weight.numel() and not bool(torch.isfinite(edge_weight).all()):
-            raise ValueError("'edge_weight' contains NaN or infinite values")
-        check_fraction(dropout, "dropout")
+        x, edge_index, edge_weight, batch = _checked_inputs(
+            x, edge_index, edge_weight, batch, len(seeds), dropout
+        )
+        n, d = x.shape
         b = len(seeds)
-        batch = batch.long().to(x.device)
-        if n and int(batch.min()) < 0:
-            raise ValueError(f"'batch' has negative image indices (min {int(batch.min())})")
-        if n and int(batch.max()) >= b:
-            raise ValueError(f"'batch' refers to {int(batch.max()) + 1} images but {b} seeds given")
-        edge_index = edge_index.long()
-        if edge_index.numel() and bool((batch[edge_index[0]] != batch[edge_index[1]]).any()):
-            raise ValueError("'edge_index' has edges between nodes of different images ('batch')")
         self.num_graphs, self.in_channels = b, d
         self.hidden_channels, self.num_classes, self.dropout = hidden_channels, num_classes, dropout
         self.out_dtype = out_dtype
