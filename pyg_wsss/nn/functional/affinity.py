@@ -41,6 +41,18 @@ def affinity_loss(
         variant: ``"code"`` or ``"paper"``.
         ignore_index, background: Label conventions.
         eps: Numerical constant of the code.
+
+    Example:
+        >>> import torch
+        >>> from pyg_wsss.graphs import pixel_graph
+        >>> from pyg_wsss.nn.functional import affinity_loss
+        >>> g = pixel_graph(2, 2, 1, shape="square")
+        >>> affinity = torch.full((g.edge_index.size(1),), 0.9)
+        >>> seeds = torch.tensor([0, 0, 1, 255])
+        >>> affinity_loss(affinity, g.edge_index, seeds)  # the negative pairs cost most
+        tensor(1.1776)
+        >>> affinity_loss(affinity, g.edge_index, seeds, variant="paper")
+        tensor(2.4078)
     """
     check_tensor(affinity, "affinity", ndim=1, floating=True, finite=True)
     check_tensor(labels, "labels", ndim=1, floating=False)
@@ -100,6 +112,16 @@ def affinity_regularized_loss(
         edge_index: ``[2, E]`` window pairs.
         kernel: ``[E]`` kernel values (not differentiated).
         normalization: ``"pairs"`` or ``"none"``.
+
+    Example:
+        >>> import torch
+        >>> from pyg_wsss.graphs import pixel_graph
+        >>> from pyg_wsss.nn.functional import affinity_regularized_loss
+        >>> g = pixel_graph(2, 2, 1, shape="square")
+        >>> feats = torch.tensor([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0], [0.0, 1.0]])
+        >>> kernel = torch.ones(g.edge_index.size(1))
+        >>> affinity_regularized_loss(feats, g.edge_index, kernel)  # 8 of 12 pairs differ
+        tensor(0.6667)
     """
     check_tensor(features, "features", ndim=2, floating=True, finite=True)
     check_edge_index(edge_index, features.size(0))

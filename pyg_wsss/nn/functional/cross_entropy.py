@@ -92,6 +92,20 @@ def partial_cross_entropy(
 
     Shapes:
         input ``[N, K]``, labels ``[N]``, batch ``[N]`` -> ``[]`` or ``[B]``.
+
+    Example:
+        >>> import torch
+        >>> from pyg_wsss.nn.functional import partial_cross_entropy
+        >>> logits = torch.tensor([[2.0, 0.5, -1.0], [0.1, 1.5, 0.3],
+        ...                        [0.2, 0.1, 2.2], [1.0, 1.0, 1.0]])
+        >>> labels = torch.tensor([0, 1, 255, 255])  # two seeds, two unlabelled nodes
+        >>> partial_cross_entropy(logits, labels)  # fg mean + bg mean
+        tensor(0.6781)
+        >>> partial_cross_entropy(logits, labels, balanced=False)
+        tensor(0.3391)
+        >>> batch = torch.tensor([0, 0, 1, 1])  # graph 1 has no seed: 0, never NaN
+        >>> partial_cross_entropy(logits, labels, batch=batch, num_graphs=2, reduction="none")
+        tensor([0.6781, 0.0000])
     """
     check_tensor(input, "input", ndim=2, floating=True)
     check_tensor(labels, "labels", ndim=1, floating=False)

@@ -49,6 +49,17 @@ def entropy_loss(
 
     Shapes:
         input ``[N, K]``, labels_or_mask ``[N]`` -> ``[]`` or ``[B]``.
+
+    Example:
+        >>> import torch
+        >>> from pyg_wsss.nn.functional import entropy_loss
+        >>> logits = torch.tensor([[2.0, 0.5, -1.0], [0.1, 1.5, 0.3],
+        ...                        [0.2, 0.1, 2.2], [1.0, 1.0, 1.0]])
+        >>> labels = torch.tensor([0, 1, 255, 255])  # the entropy of nodes 2 and 3
+        >>> entropy_loss(logits, labels)
+        tensor(0.8738)
+        >>> entropy_loss(logits, labels, variant="code")  # divided by K = 3
+        tensor(0.2913)
     """
     check_tensor(input, "input", ndim=2, floating=True)
     check_choice(variant, VARIANTS, "variant")

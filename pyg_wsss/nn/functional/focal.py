@@ -49,6 +49,15 @@ def multilabel_focal_loss(
         - **input:** logits :math:`(*)`, targets :math:`(*)`
         - **output:** scalar, or :math:`(*)` for ``reduction="none"``. An empty input gives
           ``0`` for ``"mean"`` and ``"sum"`` (never NaN).
+
+    Example:
+        >>> import torch
+        >>> from pyg_wsss.nn.functional import multilabel_focal_loss
+        >>> logits, targets = torch.tensor([[2.0, -1.0]]), torch.tensor([[1.0, 0.0]])
+        >>> multilabel_focal_loss(logits, targets)  # easy examples are down-weighted
+        tensor(0.0122)
+        >>> multilabel_focal_loss(logits, targets, gamma=0)  # plain BCE
+        tensor(0.2201)
     """
     check_tensor(logits, "logits", floating=True, finite=True)
     check_tensor(targets, "targets")

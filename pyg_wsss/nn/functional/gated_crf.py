@@ -28,6 +28,16 @@ def gated_crf_kernel(
 
     Returns:
         ``[E]`` kernel values.
+
+    Example:
+        >>> import torch
+        >>> from pyg_wsss.graphs import pixel_graph
+        >>> from pyg_wsss.nn.functional import gated_crf_kernel
+        >>> g = pixel_graph(2, 2, 1, shape="square")
+        >>> colour = torch.tensor([[0.0, 0, 0], [0, 0, 0], [1, 1, 1], [1, 1, 1]])
+        >>> k = gated_crf_kernel(colour, g.pos, g.edge_index)  # ~0 across the colour edge
+        >>> k.shape, k.max().round(decimals=4)
+        (torch.Size([12]), tensor(0.9862))
     """
     from ...graphs.weights import gaussian_edge_weight
 
@@ -78,6 +88,16 @@ def gated_crf_loss(
 
     Returns:
         Scalar, or ``[num_graphs]`` with ``reduction="none"``.
+
+    Example:
+        >>> import torch
+        >>> from pyg_wsss.graphs import pixel_graph
+        >>> from pyg_wsss.nn.functional import gated_crf_loss
+        >>> g = pixel_graph(2, 2, 1, shape="square")
+        >>> probs = torch.tensor([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0], [0.0, 1.0]])
+        >>> kernel = torch.ones(g.edge_index.size(1))
+        >>> gated_crf_loss(probs, g.edge_index, kernel, from_logits=False)  # 8 cut pairs / 4
+        tensor(2.)
     """
     check_tensor(input, "input", ndim=2, floating=True, finite=True)
     n = input.size(0)

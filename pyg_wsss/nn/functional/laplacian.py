@@ -46,6 +46,16 @@ def laplacian_quadratic_form(
 
     Shapes:
         lap ``[N, N]``, y ``[N, K]``, batch ``[N]`` -> ``[num_graphs]``.
+
+    Example:
+        >>> import torch
+        >>> from pyg_wsss.graphs import pixel_graph
+        >>> from pyg_wsss.nn.functional import laplacian_matrix, laplacian_quadratic_form
+        >>> g = pixel_graph(2, 2, 1, shape="square")
+        >>> lap = laplacian_matrix(g.edge_index, None, 4)
+        >>> y = torch.tensor([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0], [0.0, 1.0]])
+        >>> laplacian_quadratic_form(lap, y)
+        tensor([8.])
     """
     check_tensor(y, "y", ndim=2, floating=True)
     if not isinstance(lap, Tensor):
@@ -84,6 +94,16 @@ def laplacian_matrix(
         edge_weight: ``[E]`` finite floating weights (``None``: all ones).
         num_nodes: ``N``.
         dtype: Floating dtype of the result (default: ``edge_weight``'s, float32 without).
+
+    Example:
+        >>> from pyg_wsss.graphs import pixel_graph
+        >>> from pyg_wsss.nn.functional import laplacian_matrix
+        >>> g = pixel_graph(2, 2, 1, shape="square")
+        >>> laplacian_matrix(g.edge_index, None, 4).to_dense()
+        tensor([[ 3., -1., -1., -1.],
+                [-1.,  3., -1., -1.],
+                [-1., -1.,  3., -1.],
+                [-1., -1., -1.,  3.]])
     """
     check_positive(num_nodes, "num_nodes", strict=False, integer=True)
     num_nodes = int(num_nodes)
@@ -158,6 +178,17 @@ def laplacian_loss(
 
     Shapes:
         y ``[N, K]``, edge_index ``[2, E]``, edge_weight ``[E]`` -> ``[]`` or ``[B]``.
+
+    Example:
+        >>> import torch
+        >>> from pyg_wsss.graphs import pixel_graph
+        >>> from pyg_wsss.nn.functional import laplacian_loss
+        >>> g = pixel_graph(2, 2, 1, shape="square")  # 4 nodes, all 12 ordered pairs
+        >>> y = torch.tensor([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0], [0.0, 1.0]])
+        >>> laplacian_loss(y, g.edge_index)  # 8 differing pairs * 2 / (2 * 4 nodes)
+        tensor(2.)
+        >>> laplacian_loss(y, g.edge_index, method="spmm")
+        tensor(2.)
     """
     check_tensor(y, "y", ndim=2, floating=True)
     check_choice(variant, VARIANTS, "variant")

@@ -132,7 +132,19 @@ def prepare_boxes(
 ) -> PreparedBoxes:
     """Validate the boxes (on the host, once) and lay them out on ``device`` for the MP
     loss and consistency checking (:class:`PreparedBoxes`). Arguments as in
-    :func:`select_box_points`; ``num_nodes`` is the number of nodes of all graphs."""
+    :func:`select_box_points`; ``num_nodes`` is the number of nodes of all graphs.
+
+    Example:
+        >>> import torch
+        >>> from pyg_wsss.nn.functional import multi_point_loss
+        >>> from pyg_wsss.nn.functional.multi_point import prepare_boxes
+        >>> boxes = prepare_boxes(6, torch.tensor([[0, 0, 1, 1]]), torch.tensor([1]), (2, 3))
+        >>> boxes.num_boxes, boxes.owner.tolist()  # 2 rows + 2 columns -> 4 points
+        (1, [0, 0, 0, 0])
+        >>> logits, feats = torch.zeros(6, 2), torch.ones(6, 2)
+        >>> multi_point_loss(logits, feats, boxes)  # CE of ties: log 2
+        tensor(0.6931)
+    """
     boxes, box_labels, box_batch, gs, ptr, num_graphs = _grid_args(
         num_nodes, boxes, box_labels, grid_size, box_batch, ptr, None
     )
@@ -230,6 +242,15 @@ def select_box_points(
 
     Returns:
         ``(nodes [P], box_of_point [P])`` (no gradient).
+
+    Example:
+        >>> import torch
+        >>> from pyg_wsss.nn.functional import select_box_points
+        >>> logits = torch.tensor([[0.0, 1.0], [0.0, 3.0], [0.0, 2.0],
+        ...                        [1.0, 0.0], [0.0, 5.0], [2.0, 0.0]])  # a 2 x 3 grid
+        >>> boxes, box_labels = torch.tensor([[0, 0, 1, 1]]), torch.tensor([1])
+        >>> select_box_points(logits, boxes, box_labels, (2, 3))  # rows 0, 1; columns 0, 1
+        (tensor([1, 4, 0, 4]), tensor([0, 0, 0, 0]))
     """
     check_tensor(input, "input", ndim=2, floating=True, finite=True)
     check_choice(variant, VARIANTS, "variant")
@@ -281,6 +302,17 @@ def multi_point_loss(
         variant: ``"paper"`` or ``"code"``.
         eps: The code's per-pair constant (``"code"`` only).
         reduction: Over graphs: ``"sum"``, ``"mean"`` or ``"none"``.
+
+    Example:
+        >>> import torch
+        >>> from pyg_wsss.nn.functional import multi_point_loss
+        >>> logits = torch.tensor([[0.0, 1.0], [0.0, 3.0], [0.0, 2.0],
+        ...                        [1.0, 0.0], [0.0, 5.0], [2.0, 0.0]])  # a 2 x 3 grid
+        >>> feats = torch.tensor([[1.0, 0.0], [1.0, 0.2], [0.0, 1.0],
+        ...                       [0.2, 1.0], [1.0, 0.1], [0.0, 1.0]])
+        >>> boxes, box_labels = torch.tensor([[0, 0, 1, 1]]), torch.tensor([1])
+        >>> multi_point_loss(logits, feats, boxes, box_labels, (2, 3)).round(decimals=4)
+        tensor(0.1003)
     """
     check_tensor(input, "input", ndim=2, floating=True, finite=True)
     check_tensor(features, "features", ndim=2, floating=True, finite=True)
@@ -364,6 +396,20 @@ def consistency_check(
 
     Returns:
         The new ``[N]`` labels (a copy; no gradient).
+
+    Example:
+        >>> import torch
+        >>> from pyg_wsss.nn.functional import consistency_check, select_box_points
+        >>> logits = torch.tensor([[0.0, 1.0], [0.0, 3.0], [0.0, 2.0],
+        ...                        [1.0, 0.0], [0.0, 5.0], [2.0, 0.0]])  # a 2 x 3 grid
+        >>> feats = torch.tensor([[1.0, 0.0], [1.0, 0.2], [0.0, 1.0],
+        ...                       [0.2, 1.0], [1.0, 0.1], [0.0, 1.0]])
+        >>> boxes, box_labels = torch.tensor([[0, 0, 1, 1]]), torch.tensor([1])
+        >>> points, owner = select_box_points(logits, boxes, box_labels, (2, 3))
+        >>> seeds = torch.tensor([1, 1, 0, 1, 1, 0])
+        >>> consistency_check(feats, seeds, boxes, box_labels, points, owner, (2, 3),
+        ...                   threshold=0.5)  # node 3 looks unlike the box's points
+        tensor([  1,   1,   0, 255,   1,   0])
     """
     check_tensor(features, "features", ndim=2, floating=True, finite=True)
     check_tensor(labels, "labels", ndim=1, floating=False)

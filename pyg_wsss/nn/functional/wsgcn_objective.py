@@ -40,7 +40,22 @@ def wsgcn_objective(
     r"""Per-image loss of W 2 summed over images (so that each image's gradient is the one it
     gets alone): :math:`\sum_b \ell_{fg} + \ell_{bg} + \beta_1 \ell_{ent} + \beta_2 \ell_{lp}`.
     ``laplacian`` is the batch's sparse CSR Laplacian (symmetric) and the node count per image
-    is used as normaliser."""
+    is used as normaliser.
+
+    Example:
+        >>> import torch
+        >>> from pyg_wsss.nn.functional.wsgcn_objective import (
+        ...     WSGCNLossConfig, WSGCNObjective, wsgcn_objective)
+        >>> logits = torch.tensor([[2.0, 0.5, -1.0], [0.1, 1.5, 0.3],
+        ...                        [0.2, 0.1, 2.2], [1.0, 1.0, 1.0]])
+        >>> log_probs = torch.log_softmax(logits, -1)
+        >>> labels, batch = torch.tensor([0, 1, 255, 255]), torch.zeros(4, dtype=torch.long)
+        >>> cfg = WSGCNLossConfig(beta_laplacian=0.0)  # CE + 10 x entropy ("code")
+        >>> wsgcn_objective(log_probs, labels, batch, 1, None, cfg)
+        tensor(3.5908)
+        >>> WSGCNObjective(labels, batch, 1, 3, None, cfg)(log_probs)  # precomputed weights
+        tensor(3.5908)
+    """
     loss = partial_cross_entropy(
         log_probs,
         labels,
