@@ -133,7 +133,7 @@ def _open_dataset(args: argparse.Namespace, need_images: bool = True,
     if images is not None and not Path(images).is_dir():
         _fail(f"--images: not a folder: {images}")
     try:
-        return open_dataset(images, **kwargs)
+        return open_dataset(images, **kwargs)  # type: ignore[arg-type]  # checked above
     except ImportError as err:
         _fail(str(err).splitlines()[0])
     except (ValueError, OSError, KeyError, TypeError) as err:
@@ -1141,7 +1141,8 @@ def legend_image(entries: Sequence[tuple[int, str]], width: int,
     for value, name in entries:
         (tw, _), _ = cv2.getTextSize(str(name), font, scale, 1)
         items.append((value, str(name), sw + 6 + tw + 14))
-    rows, x = [[]], 8
+    rows: list[list[tuple[int, str, int]]] = [[]]
+    x = 8
     for item in items:
         if x + item[2] > width and rows[-1]:
             rows.append([])
@@ -1177,7 +1178,8 @@ def _show_sources(args: argparse.Namespace, pred: Path) -> tuple[Any, list[tuple
         args.voc_xml = None
         dataset = _open_dataset(args, default_names=pred / "classes.json")
         stems = list(dataset.names)
-        found = [(i, s, _pred_path(pred, s, i)) for i, s in enumerate(stems)]
+        found: list[tuple[int | None, str, Path]] = [
+            (i, s, _pred_path(pred, s, i)) for i, s in enumerate(stems)]
     else:
         stems = [p.relative_to(pred).with_suffix("").as_posix()
                  for p in sorted(pred.rglob("*.png"))]
@@ -1213,7 +1215,9 @@ def _show_rows(dataset: Any, images: Path, found: list[tuple],
                palette: np.ndarray) -> tuple[list[list[np.ndarray]], list[str], set[int]]:
     """The picture rows (image, labels over it[, ground truth over it]), their titles and
     the label values drawn."""
-    rows, row_titles, seen = [], [], set()
+    rows: list[list[np.ndarray]] = []
+    row_titles: list[str] = []
+    seen: set[int] = set()
     for i, stem, png in found:
         labels = _read_png(png)
         got = _show_image(dataset, images, i, stem)

@@ -363,7 +363,7 @@ def _folder_lock(folder: Path, name: str) -> Iterator[None]:
     try:
         import fcntl
     except ImportError:  # pragma: no cover - Windows
-        fcntl = None
+        fcntl = None  # type: ignore[assignment]
     if fcntl is not None:
         fd = os.open(folder, os.O_RDONLY)
         try:
@@ -881,7 +881,8 @@ class _GenerateRun:
             self.log_failure(name if name is not None else f"{index:06d}", index, err)
             return None
         names = self.names
-        if self.from_dataset and isinstance(sample, dict) and sample.get("name") is not None \
+        if self.from_dataset and names is not None and name is not None \
+                and isinstance(sample, dict) and sample.get("name") is not None \
                 and str(sample["name"]) != str(names[index]):
             self.log_failure(name, index, f"ValueError: sample {index} has name "
                              f"{sample['name']!r} but dataset.names[{index}] is "
@@ -982,7 +983,7 @@ class _GenerateRun:
 
 
 def generate(
-    dataset: Sequence[dict[str, Any]],
+    dataset: Any,  # indexable: len() and [i] (a Sequence of sample dicts, a reader)
     method: Callable[..., Any],
     out_dir: str | os.PathLike,
     *args: Any,

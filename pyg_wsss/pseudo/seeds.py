@@ -178,7 +178,7 @@ def cam_scores(
         peak = np.clip(norm.max(axis=0, keepdims=True), 0.0, 1.0) if norm.shape[0] else 0.0
         bg = np.power(1.0 - peak, bg_power)
     else:
-        bg = np.full((1,) + norm.shape[1:], float(bg_threshold))
+        bg = np.full((1,) + norm.shape[1:], float(bg_threshold))  # type: ignore[arg-type]
     out = torch.from_numpy(np.concatenate([bg, norm], axis=0).astype(np.float32))
     if isinstance(cams, Tensor):
         out = out.to(cams.device)
@@ -235,9 +235,11 @@ def crf_with_alpha(
     peak = arr.max(axis=0, keepdims=True) if arr.shape[0] else np.zeros((1,) + arr.shape[1:])
     stack = np.concatenate([np.power(1.0 - peak, alpha), arr], axis=0)
     keep = [0] + (np.flatnonzero(present) + 1).tolist()
-    return dense_crf(
+    out = dense_crf(
         img, stack, preset=preset, n_iter=n_iter, labels=keep, normalized=normalized, full=True
     )
+    assert isinstance(out, np.ndarray)  # numpy in, numpy out
+    return out
 
 
 def la_ha_labels(crf_la: ArrayLike, crf_ha: ArrayLike) -> np.ndarray:
@@ -403,8 +405,8 @@ class CRFSeedConfig:
     @classmethod
     def a2gnn(cls, **overrides: Any) -> "CRFSeedConfig":
         """A2GNN's (SEAM's) tag-seed settings (the defaults of :func:`a2gnn_tag_seeds`)."""
-        values = dict(alpha_high=24, ratio=0.4, min_score=0.01, preset="psa",
-                      normalize="minmax", vote=False)
+        values: dict[str, Any] = dict(alpha_high=24, ratio=0.4, min_score=0.01, preset="psa",
+                                      normalize="minmax", vote=False)
         values.update(overrides)
         return cls(**values)
 
