@@ -27,10 +27,21 @@ Every public callable of :mod:`pyg_wsss` names the offending argument in a
   Value checks are always skipped while :func:`torch.compiler.is_compiling` is true.
 
   Functions whose own work already needs the values on the host (e.g. inferring
-  ``num_graphs`` from ``batch.max()``, the CSR builder, metrics, label-map tools) and one-off
-  set-ups outside training loops (graph builders such as ``wsgcn_adjacency`` and
-  ``laplacian_matrix``, ``BatchedWSGCN`` / ``fit_wsgcn``, ``consistency_check``) check them
-  regardless of the level, since the check is cheap relative to the call there.
+  ``num_graphs`` from ``batch.max()``, the CSR builders on a cache miss, metrics, label-map
+  tools) and one-off set-ups outside training loops (graph builders such as
+  ``wsgcn_adjacency`` and ``laplacian_matrix``, ``BatchedWSGCN`` / ``fit_wsgcn``,
+  ``prepare_boxes``, ``consistency_check`` with raw boxes) check them regardless of the
+  level, since the check is cheap relative to the call there.
+
+Training loops and ``torch.compile`` (issue 18)
+-----------------------------------------------
+The training steps (``a2gnn_train_step``, ``wsgcn_train_step``) validate their static
+inputs once, before the loop (``prepare_a2gnn_inputs``, ``prepare_boxes``, the
+``BatchedWSGCN`` / ``WSGCNObjective`` constructors); per step only the cheap checks and the
+level-governed value checks run, so at ``"auto"`` on a GPU a step reads nothing back to the
+host, and under :func:`torch.compile` (where value checks are skipped and the cheap ones are
+evaluated at trace time) the losses and steps trace without graph breaks
+(``tests/test_compile.py``).
 
 Losses check their inputs for NaN (``-inf`` log-probabilities and masked logits are
 valid there); layers check their inputs for NaN/Inf. The low-level kernels of
