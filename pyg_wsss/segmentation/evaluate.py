@@ -153,12 +153,9 @@ def evaluate_segmentation(
         raise ValueError(f"'class_names' has {len(class_names)} names for {num_classes} classes")
     cm = ConfusionMatrix(num_classes, ignore_index=255, class_names=class_names)
     preds = []
-    it = range(n)
-    if progress:
-        from pyg_wsss._optional import require
+    from pyg_wsss._progress import progress as _progress
 
-        it = require("tqdm.auto", "progress bars").tqdm(it, desc="evaluate")
-    for i in it:
+    for i in _progress(range(n), enabled=bool(progress), desc="evaluate"):
         sample = samples[i]
         mask = _sample_mask(sample, i)
         pred = predict_segmentation(

@@ -239,10 +239,9 @@ def progress_bar(cfg: SegmentationTrainConfig, start: int, desc: str) -> Any:
     """A tqdm bar over the iterations (``None`` without ``cfg.progress``)."""
     if not cfg.progress:
         return None
-    from pyg_wsss._optional import require
+    from pyg_wsss._progress import progress
 
-    return require("tqdm.auto", "progress bars").tqdm(total=cfg.iterations, initial=start,
-                                                       desc=desc)
+    return progress(total=cfg.iterations, enabled=True, desc=desc, initial=start)
 
 
 def _resume(path: Path | None, cfg: SegmentationTrainConfig, model: nn.Module,
