@@ -307,44 +307,105 @@ def train_affinity_net(
     reg_weight: float = 3.0,
     device: torch.device | str = "cpu",
     progress: bool = False,
+    batch_size: int = 1,
+    distributed: Optional[bool] = False,
+    history: Optional[list] = None,
 ) -> Any:
     """Train the affinity head on confident seeds (A 9-13): :func:`affinity_loss` on
     labelled window pairs + ``reg_weight`` (lambda = 3) x :func:`affinity_regularized_loss`
     over all window pairs, seeds nearest-resized to the feature grid. One image per step
-    (images may differ in size); the backbone stays frozen (precomputed pyramids)."""
+    (``batch_size`` > 1: the mean of the images' losses over ``batch_size`` consecutive
+    images; images may differ in size); the backbone stays frozen (precomputed pyramids).
+
+    Data-parallel training (``distributed=True``, or ``None``: when ``torch.distributed``
+    runs with more than one rank, see :func:`pyg_wsss.distributed.data_parallel`): rank r
+    takes images ``r, r + world, ...`` of every step's ``batch_size`` images (the global
+    batch, in the one-process order; use ``batch_size`` >= the number of ranks: a rank
+    without an image in a step runs a zero-weighted forward pass) and trains the head in
+    :class:`~torch.nn.parallel.DistributedDataParallel`; the per-image losses are summed and
+    divided by the global image count (:func:`pyg_wsss.distributed.ddp_train_step`), so N
+    ranks follow one process's losses and weights up to float rounding (tested: 2 gloo
+    ranks, rtol 1e-4; the head has no BatchNorm, dropout or random draw, nothing differs).
+    A rank prepares (pixel graphs, kernels) only its own images. The default is ``False``,
+    not auto-detection: the package's pipelines (:func:`run_a2gnn`,
+    :func:`box_pseudo_labels`) call this per labelling batch, which under ``pyg-wsss
+    pseudo-label`` with torchrun is a different shard on every rank.
+
+    Args:
+        history: A list that receives the loss of every step (the global mean when
+            data-parallel).
+    """
+    from .. import distributed as D
     from ..graphs.pixel import pixel_graph
     from ..graphs.weights import feature_affinity
     from ..nn.functional.affinity import affinity_loss, affinity_regularized_loss
     from ..nn.functional.gated_crf import gated_crf_kernel
     from ..nn.models.affinity_net import image_colour
 
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"'batch_size' must be a positive integer, got {batch_size!r}")
     device = torch.device(device)
     net = net.to(device)
+    parallel = D.data_parallel(distributed)
     params = [p for n, p in net.named_parameters() if not n.startswith("backbone.")]
     opt = torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
-    cache = []
-    for feats, img, sd in zip(pyramids, images, seeds):
+
+    def prepare(feats: Sequence[Tensor], img: np.ndarray, sd: np.ndarray) -> tuple:
         pyr = [f.detach() for f in net.pyramid(_pyramid(feats, device))]
         h, w = pyr[0].shape[-2:]
         g = pixel_graph(h, w, radius, shape=shape, device=device)
         colour = image_colour(_image_tensor(img, device), (h, w))[0].flatten(1).t()
         kern = gated_crf_kernel(colour, g.pos, g.edge_index)
-        cache.append((pyr, g.edge_index, kern, seeds_to_grid(sd, (h, w)).to(device)))
-    steps = range(int(epochs))
-    if progress:
+        return pyr, g.edge_index, kern, seeds_to_grid(sd, (h, w)).to(device)
+
+    def image_loss(model: Any, item: tuple) -> Tensor:
+        pyr, ei, kern, lab = item
+        fa = model(pyr)[0].flatten(1).t()
+        aff = feature_affinity(fa, ei)
+        reg = affinity_regularized_loss(fa, ei, kern)
+        return affinity_loss(aff, ei, lab) + reg_weight * reg
+
+    def tqdm_steps(epochs: int, bar: bool) -> Any:
+        if not bar:
+            return range(epochs)
         from tqdm.auto import tqdm
 
-        steps = tqdm(steps, desc="affinity CNN")
+        return tqdm(range(epochs), desc="affinity CNN")
+
+    if parallel:  # this rank's images of every step (the one-process order), DDP
+        rank, world, n = D.rank(), D.world_size(), len(images)
+        parts = []
+        for start in range(0, n, batch_size):
+            mine = list(range(start, min(start + batch_size, n)))[rank::world]
+            parts.append((mine or [start], 1.0 if mine else 0.0))  # else zero-weighted
+        own = sorted({i for sel, _ in parts for i in sel})  # only these are prepared
+        prepared = {i: prepare(pyramids[i], images[i], seeds[i]) for i in own}
+        bypassed = [k for k, _ in net.named_parameters() if k.startswith("backbone.")]
+        model = D.wrap_model(net, device, ignore=bypassed)  # the pyramids bypass a backbone
+        net.train()
+        for _ in tqdm_steps(int(epochs), progress and D.is_main()):
+            for sel, weight in parts:
+                def loss_fn(m: Any, sel: list[int] = sel, weight: float = weight) -> tuple:
+                    total = sum(image_loss(m, prepared[i]) for i in sel)
+                    return total * weight, len(sel) if weight else 0
+
+                loss = D.ddp_train_step(model, opt, loss_fn)
+                if history is not None:
+                    history.append(loss)
+        net.eval()
+        return net
+    cache = [prepare(feats, img, sd) for feats, img, sd in zip(pyramids, images, seeds)]
     net.train()
-    for _ in steps:
-        for pyr, ei, kern, lab in cache:
-            fa = net(pyr)[0].flatten(1).t()
-            aff = feature_affinity(fa, ei)
-            reg = affinity_regularized_loss(fa, ei, kern)
-            loss = affinity_loss(aff, ei, lab) + reg_weight * reg
+    for _ in tqdm_steps(int(epochs), progress):
+        for start in range(0, len(cache), batch_size):
+            chunk = cache[start:start + batch_size]
+            losses = [image_loss(net, item) for item in chunk]
+            loss = losses[0] if len(losses) == 1 else sum(losses) / len(losses)
             opt.zero_grad()
             loss.backward()
             opt.step()
+            if history is not None:
+                history.append(float(loss.detach()))
     net.eval()
     return net
 
