@@ -132,12 +132,12 @@ def _cam_miou(ctx, relation):
     from pyg_wsss.pipelines.knowledge_grm import (
         cam_seeds,
         context_knowledge_classifier,
-        demo_cam_source,
         knowledge_cams,
     )
 
     model, _, rel = context_knowledge_classifier(ctx, relation=relation)
-    cams = knowledge_cams(model, ctx.samples, source=demo_cam_source(model), scales=(1.0,))
+    source = "gcn" if model.use_knowledge else "plain"  # the knowledge-GCN classifier's CAMs
+    cams = knowledge_cams(model, ctx.samples, source=source, scales=(1.0,))
     labels = cam_seeds(cams, ctx.samples, 0.2, crf=None)
     return model, rel, 100 * mean_iou(labels, [s["mask"] for s in ctx.samples], ctx.num_classes)
 
@@ -151,7 +151,8 @@ def test_knowledge_branch_beats_the_plain_classifier_and_the_relation_acts(hard_
     empty, _, m_empty = _cam_miou(ctx, "empty")
     _, _, m_plain = _cam_miou(ctx, "plain")
     # measured: WordNet 16.7, empty relation 16.7, no knowledge branch 11.9 (K Table 2's
-    # second ordering holds here; WordNet vs empty is a tie, see README)
+    # second ordering holds on this tiny case; WordNet vs empty is a tie; on the full hard
+    # contexts the GCN classifier's CAMs fall below the plain ones, see README)
     assert m_wordnet > m_plain + 2 and m_empty > m_plain + 2
     # the relation changes the GCN-made classifier weights
     with torch.no_grad():
