@@ -251,7 +251,7 @@ class BatchedWSGCN(nn.Module):
         dropout: float = 0.3,
     ) -> None:
         super().__init__()
-        out_dtype = x.dtype
+        out_dtype = check_tensor(x, "x", ndim=2, floating=True).dtype
         x, edge_index, edge_weight, batch = _checked_inputs(
             x, edge_index, edge_weight, batch, len(seeds), dropout
         )
