@@ -12,7 +12,6 @@ The demo rows are registered with :func:`~pyg_wsss.pipelines.register_demo`.
 """
 from __future__ import annotations
 
-import dataclasses
 import math
 from dataclasses import dataclass
 from typing import Any, Sequence, cast
@@ -141,20 +140,10 @@ class RandomWalkCRFConfig:
 
 def _walk_config(config: RandomWalkCRFConfig | None,
                  options: dict[str, Any]) -> RandomWalkCRFConfig:
-    if config is None:
-        config = RandomWalkCRFConfig()
-    elif not isinstance(config, RandomWalkCRFConfig):
-        raise TypeError(
-            "random_walk_crf_labels(samples, cams, features, config): the 4th argument is a "
-            f"RandomWalkCRFConfig, got {type(config).__name__} {config!r}; give the settings "
-            "by keyword (stride=..., radius=..., ...) or as RandomWalkCRFConfig(...)")
-    fields = {f.name for f in dataclasses.fields(config)}
-    unknown = sorted(set(options) - fields)
-    if unknown:
-        raise TypeError(f"random_walk_crf_labels() got unexpected keyword argument(s) "
-                        f"{unknown}; the settings are the RandomWalkCRFConfig fields "
-                        f"{sorted(fields)}")
-    return dataclasses.replace(config, **options) if options else config
+    from .._config import resolve_config
+
+    return resolve_config(config, RandomWalkCRFConfig, options,
+                          "random_walk_crf_labels(samples, cams, features, config)")
 
 
 def _check_walk_inputs(samples: Any, cams: Any, features: Any,

@@ -21,7 +21,6 @@ unlabelled.
 """
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 from typing import Any, Sequence, Union
 
@@ -412,7 +411,9 @@ class CRFSeedConfig:
 
     def replace(self, **overrides: Any) -> "CRFSeedConfig":
         """A copy with some fields changed (an unknown name is a ``TypeError`` naming it)."""
-        return _replace_config(self, overrides, "CRFSeedConfig")
+        from .._config import replace_fields
+
+        return replace_fields(self, overrides, "CRFSeedConfig.replace()")
 
     def check(self) -> None:
         """Validate the numeric fields (each error names its field)."""
@@ -427,29 +428,17 @@ class CRFSeedConfig:
             check_fraction(self.bg_fallback, "bg_fallback")
 
 
-def _replace_config(config: Any, overrides: dict[str, Any], what: str) -> Any:
-    names = {f.name for f in dataclasses.fields(config)}
-    unknown = sorted(set(overrides) - names)
-    if unknown:
-        raise TypeError(f"{what}: unknown field(s) {unknown}; the fields are {sorted(names)}")
-    return dataclasses.replace(config, **overrides) if overrides else config
-
-
 _PRESET_OF = {"wsgcn_partial_labels": "wsgcn", "a2gnn_tag_seeds": "a2gnn", "crf_seeds": "wsgcn"}
 
 
 def _seed_config(config: CRFSeedConfig | None, preset: CRFSeedConfig,
                  overrides: dict[str, Any], caller: str) -> CRFSeedConfig:
     """``config`` (default ``preset``) with the keyword ``overrides`` applied."""
-    if config is None:
-        config = preset
-    elif not isinstance(config, CRFSeedConfig):
-        raise TypeError(
-            f"{caller}: the 4th argument is a CRFSeedConfig (e.g. "
-            f"CRFSeedConfig.{_PRESET_OF[caller]}()), got {type(config).__name__} "
-            f"{config!r}; give the settings by keyword (alpha_low=..., ...) or as a config"
-        )
-    return _replace_config(config, overrides, f"{caller}(): CRFSeedConfig")
+    from .._config import resolve_config
+
+    return resolve_config(config, CRFSeedConfig, overrides,
+                          f"{caller}(image, cams, tags, config)", default=preset,
+                          hint=f"CRFSeedConfig.{_PRESET_OF[caller]}()")
 
 
 def crf_seeds(
