@@ -149,13 +149,6 @@ def _plain_edge_dot(monkeypatch):
     yield
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="AffinityAttentionConv.edge_update (nn/conv/affinity_attention.py) calls "
-    "_EdgeDot.apply(xn_src, xn_dst, ...) with xn_dst = xn_src on square graphs: dynamo does "
-    "not trace an autograd.Function given the same tensor twice (one break per layer); "
-    "owned by the conv's maintainer",
-)
 @pytest.mark.parametrize("stage2", [False, True])
 def test_a2gnn_step_traces_without_graph_breaks(stage2):
     model, inputs, labels, mask, cfg, _ = _a2gnn_problem()

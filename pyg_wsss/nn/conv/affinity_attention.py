@@ -66,6 +66,15 @@ class _EdgeDot(torch.autograd.Function):
         return g_src, g_dst, None, None
 
 
+def _edge_dot(xn_src: Tensor, xn_dst: Tensor, src: Tensor, dst: Tensor) -> Tensor:
+    """:class:`_EdgeDot` eagerly; plain gathers under ``torch.compile`` (dynamo does not
+    trace an ``autograd.Function`` given the same tensor twice, and the compiled backward
+    plans its own memory)."""
+    if torch.compiler.is_compiling():
+        return (xn_dst.index_select(0, dst) * xn_src.index_select(0, src)).sum(-1)
+    return _EdgeDot.apply(xn_src, xn_dst, src, dst)
+
+
 def _split_x(x: Union[Tensor, PairTensor], size: Size) -> Tuple[Tensor, Tensor]:
     """``(x_src, x_dst)`` of a node feature matrix or a bipartite pair (PyG's convention:
     with a single ``x`` and ``size=(N, M)`` the targets are the first ``M`` nodes)."""
@@ -501,7 +510,7 @@ class AffinityAttentionConv(MessagePassing):
         ptr: OptTensor,
         dim_size: Optional[int],
     ) -> Tensor:
-        cos = _EdgeDot.apply(xn_src, xn_dst, edge_index_j, edge_index_i)
+        cos = _edge_dot(xn_src, xn_dst, edge_index_j, edge_index_i)
         edge_term = self.beta * edge_weight
         if self.negative_cosine == "indicator":
             edge_term = edge_term * (cos > 0).to(cos.dtype)
