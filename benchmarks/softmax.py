@@ -171,9 +171,9 @@ def main(argv=None) -> int:
         now = t["edge_softmax (ours, now)"]
         lines.append(f"- {graph}: {old / ptr:.1f}x (pyg ptr), {old / now:.1f}x "
                      "(edge_softmax now)")
-    lines += ["", "CPU peak memory is the RSS growth: at this size an `[E]` float tensor is 0.6 MB, "
-              "served from memory the allocator already holds, so it reads ~0 except for the "
-              "dense reference."]
+    lines += ["", "CPU peak memory is the RSS growth: at this size an `[E]` float tensor is "
+              "0.6 MB, served from memory the allocator already holds, so it reads ~0 "
+              "except for the dense reference."]
     lines += ["", f"Command: `OMP_NUM_THREADS={args.threads} python benchmarks/softmax.py "
               f"--repeats {args.repeats}` (load average at the start: {load}; a shared machine)."]
     table = "\n".join(lines)
