@@ -18,7 +18,7 @@ FLAGS = doctest.NORMALIZE_WHITESPACE | doctest.ELLIPSIS
 REQUIRED = ("nn/conv", "nn/functional")
 # TODO(issue 18, item 3): set to True once the kornia-style ``Example:`` blocks of every
 # conv layer and loss module have landed; until then the check below only skips.
-REQUIRE_EXAMPLES_IN_LAYERS_AND_LOSSES = False
+REQUIRE_EXAMPLES_IN_LAYERS_AND_LOSSES = True
 
 
 def _module_name(path: Path) -> str:
