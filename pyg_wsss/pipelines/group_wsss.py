@@ -13,6 +13,7 @@ Library functions used by ``examples/group_wsss.py`` and the demo:
 from __future__ import annotations
 
 import copy
+from dataclasses import dataclass
 from typing import Any, Optional, Sequence
 
 import numpy as np
@@ -21,6 +22,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .._checks import check_choice, check_fraction, check_positive
+from .._config import replace_fields, resolve_config
 from ..nn.models.group_gnn import GroupGNN, OnlineCAMAccumulator, group_wsss_loss
 from . import DemoContext, register_demo
 
@@ -28,6 +30,7 @@ __all__ = [
     "build_group_model",
     "stack_images",
     "group_batch",
+    "GroupTrainConfig",
     "train_group_wsss",
     "group_cams",
     "cams_to_labels",
@@ -113,41 +116,111 @@ def _self_loops(model: GroupGNN) -> bool:
     return bool(model.conv.self_attention)
 
 
+@dataclass
+class GroupTrainConfig:
+    r"""The settings of :func:`train_group_wsss` (passed whole; its keywords override them).
+
+    Fields:
+        group_size: Images per group K (paper: 4).
+        epochs: Training epochs (paper: 15).
+        lr: Learning rate of the new layers (paper 1e-2; biases 2x).
+        backbone_lr: Learning rate of the backbone weights (paper 1e-3; biases 2x; ``None``:
+            ``lr / 10``); ``0`` freezes the backbone (kept in eval mode, its features
+            computed once, also of the flipped images).
+        groups_per_step: Groups joined into one disjoint graph per SGD step.
+        sampler: ``"paper"`` (anchor + the images sharing most classes) or ``"code"`` (the
+            authors' random search for identical label vectors), see
+            :class:`pyg_wsss.graphs.GreedyGroupSampler`.
+        milestones: Epochs at which the learning rates drop ``x0.1`` (default ``E/3`` and
+            ``2E/3``, i.e. 5 and 10 of the paper's 15).
+        momentum, weight_decay: SGD (Nesterov when ``momentum > 0``; 0.9, 5e-4).
+        lambda_mid: :math:`\lambda` of the intermediate-readout loss (G 12; 0.4).
+        image_size: Resize every image to this size (default: all share the first's).
+        flip: Random horizontal flips (one draw per node and step).
+        accumulate_cams: The code's online CAM accumulation (NOTES.md 1.2).
+        seed: Seed of the groups and the flips.
+        sync_batchnorm: Convert the backbone's BatchNorm to SyncBatchNorm when data-parallel
+            (GPUs only; torch has no CPU SyncBatchNorm).
+        freeze_bn: Keep every BatchNorm layer in eval mode (running statistics, no update).
+    """
+
+    group_size: int = 4
+    epochs: int = 15
+    lr: float = 1e-2
+    backbone_lr: Optional[float] = 1e-3
+    groups_per_step: int = 2
+    sampler: str = "paper"
+    milestones: Optional[Sequence[int]] = None
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    lambda_mid: float = 0.4
+    image_size: Optional[int | tuple[int, int]] = None
+    flip: bool = True
+    accumulate_cams: bool = False
+    seed: int = 0
+    sync_batchnorm: bool = False
+    freeze_bn: bool = False
+
+    def replace(self, **changes: Any) -> "GroupTrainConfig":
+        """A copy with some fields changed (an unknown name is a ``TypeError`` naming it)."""
+        return replace_fields(self, changes, "GroupTrainConfig.replace()")
+
+    def check(self) -> None:
+        """Validate the fields (each error names its field)."""
+        check_positive(self.group_size, "group_size", integer=True)
+        check_positive(self.epochs, "epochs", integer=True)
+        check_positive(self.groups_per_step, "groups_per_step", integer=True)
+        check_choice(self.sampler, ("paper", "code"), "sampler")
+        check_fraction(self.momentum, "momentum")
+
+    @property
+    def frozen(self) -> bool:
+        """Whether the backbone is frozen (``backbone_lr == 0``)."""
+        return self.backbone_lr is not None and self.backbone_lr == 0
+
+
+@dataclass
+class _GroupRun:
+    """What the one-process and the data-parallel loop of :func:`train_group_wsss` share."""
+
+    model: GroupGNN
+    cfg: GroupTrainConfig
+    opt: torch.optim.Optimizer
+    sched: Any
+    group_sampler: Any
+    images: Tensor
+    tags: Tensor
+    cache: Optional[list[Tensor]]  # frozen backbone: its features (and of the flipped images)
+    loops: bool
+    gen: torch.Generator
+    device: torch.device
+    acc: Optional[OnlineCAMAccumulator]
+    history: Optional[list]
+
+
 def train_group_wsss(
     model: GroupGNN,
     samples: Sequence[dict[str, Any]],
-    group_size: int = 4,
-    epochs: int = 15,
-    lr: float = 1e-2,
-    backbone_lr: Optional[float] = 1e-3,
-    groups_per_step: int = 2,
-    sampler: str = "paper",
-    milestones: Optional[Sequence[int]] = None,
-    momentum: float = 0.9,
-    weight_decay: float = 5e-4,
-    lambda_mid: float = 0.4,
-    image_size: Optional[int | tuple[int, int]] = None,
-    flip: bool = True,
+    config: Optional[GroupTrainConfig] = None,
+    *,
     device: Optional[torch.device | str] = None,
-    accumulate_cams: bool = False,
     progress: bool = True,
-    seed: int = 0,
     distributed: Optional[bool] = None,
-    sync_batchnorm: bool = False,
-    freeze_bn: bool = False,
     history: Optional[list] = None,
+    **overrides: Any,
 ) -> tuple[GroupGNN, Optional[OnlineCAMAccumulator]]:
     r"""Train a :class:`GroupGNN` on image tags with groups of ``group_size`` images.
 
-    Groups come from :class:`pyg_wsss.graphs.GreedyGroupSampler` (``sampler="paper"``:
-    anchor + the images sharing most classes; ``"code"``: the authors' random search for
-    identical label vectors). ``groups_per_step`` groups form one disjoint graph per step.
-    Optimiser: SGD, momentum 0.9, Nesterov, weight decay 5e-4 with the paper's learning-rate
-    groups (:meth:`GroupGNN.parameter_groups`: backbone ``backbone_lr`` (paper 1e-3), new
-    layers ``lr`` (paper 1e-2), biases 2x); ``x0.1`` at ``milestones`` (default: epochs
-    ``E/3`` and ``2E/3``, i.e. 5 and 10 of the paper's 15). ``backbone_lr=0`` (or ``None``
-    with ``0``) freezes the backbone (kept in eval mode). Loss: G 12 with
-    :math:`\lambda` = ``lambda_mid``.
+    The settings are one :class:`GroupTrainConfig` (``config``) or, as before, its fields by
+    keyword (``group_size=3, epochs=2``, ...; they override ``config``).
+
+    Groups come from :class:`pyg_wsss.graphs.GreedyGroupSampler` (``sampler``);
+    ``groups_per_step`` groups form one disjoint graph per step. Optimiser: SGD, momentum
+    0.9, Nesterov, weight decay 5e-4 with the paper's learning-rate groups
+    (:meth:`GroupGNN.parameter_groups`: backbone ``backbone_lr`` (paper 1e-3), new layers
+    ``lr`` (paper 1e-2), biases 2x); ``x0.1`` at ``milestones`` (default: epochs ``E/3`` and
+    ``2E/3``, i.e. 5 and 10 of the paper's 15). ``backbone_lr=0`` freezes the backbone (kept
+    in eval mode). Loss: G 12 with :math:`\lambda` = ``lambda_mid``.
 
     With ``accumulate_cams`` the code's online CAM accumulation (NOTES.md 1.2) records the
     anchors' self-ensembled maps from the second epoch on (the last epoch without the
@@ -174,112 +247,90 @@ def train_group_wsss(
     copied to every rank; the progress bar is rank 0's.
 
     Args:
+        model: The :class:`GroupGNN` (trained in place).
+        samples: Sample dicts with ``image`` and ``tags``.
+        config: The settings, a :class:`GroupTrainConfig` (default: its defaults).
+        device: Where to train (default: the model's device).
+        progress: Show a progress bar over the epochs.
         distributed: ``None`` (auto), ``True`` (the data-parallel path, also on one rank) or
             ``False`` (every rank trains alone on all groups, the one-process result).
-        sync_batchnorm: Convert the backbone's BatchNorm to SyncBatchNorm when data-parallel
-            (GPUs only; torch has no CPU SyncBatchNorm).
-        freeze_bn: Keep every BatchNorm layer in eval mode (running statistics, no update).
         history: A list that receives the loss of every step (the global mean when
             data-parallel).
+        **overrides: The former keyword form: any :class:`GroupTrainConfig` field,
+            overriding ``config`` (an unknown name is a ``TypeError`` listing the fields).
 
     Returns:
         ``(model in eval mode, accumulator or None)``.
     """
     from .. import distributed as D
-    from ..graphs import GreedyGroupSampler
 
     if not isinstance(model, GroupGNN):
         raise TypeError(f"'model' must be a GroupGNN, got {type(model).__name__}")
-    check_positive(group_size, "group_size", integer=True)
-    check_positive(epochs, "epochs", integer=True)
-    check_positive(groups_per_step, "groups_per_step", integer=True)
-    check_choice(sampler, ("paper", "code"), "sampler")
-    check_fraction(momentum, "momentum")
+    cfg = resolve_config(config, GroupTrainConfig, overrides,
+                         "train_group_wsss(model, samples, config)")
+    cfg.check()
     device = torch.device(device) if device is not None else next(model.parameters()).device
-    images, tags = stack_images(samples, image_size)
+    images, tags = stack_images(samples, cfg.image_size)
     if tags.size(1) != model.num_classes:
         raise ValueError(f"samples have {tags.size(1)} classes, the model {model.num_classes}")
     parallel = D.data_parallel(distributed)
-    gen = torch.Generator().manual_seed(seed)
-    if parallel and sync_batchnorm:
+    gen = torch.Generator().manual_seed(cfg.seed)
+    if parallel and cfg.sync_batchnorm:
         model.backbone = D.convert_sync_batchnorm(model.backbone, device)
+    run = _start_group_run(model, cfg, images, tags, gen, device, history)
+    if parallel:
+        _train_group_parallel(run, progress and D.is_main())
+    else:
+        _train_group_serial(run, progress)
+    model.eval()
+    return model, run.acc
+
+
+def _start_group_run(
+    model: GroupGNN, cfg: GroupTrainConfig, images: Tensor, tags: Tensor,
+    gen: torch.Generator, device: torch.device, history: Optional[list],
+) -> _GroupRun:
+    """Model in training mode (backbone frozen / BatchNorm in eval mode as configured),
+    optimiser, schedule, group sampler, accumulator and the frozen backbone's features."""
+    from ..graphs import GreedyGroupSampler
+
     model.to(device).train()
-    freeze = backbone_lr is not None and backbone_lr == 0
-    if freeze:
+    if cfg.frozen:
         for p in model.backbone.parameters():
             p.requires_grad_(False)
         model.backbone.eval()
-    if freeze_bn:
+    if cfg.freeze_bn:
         _eval_batchnorm(model)
-    groups_cfg = model.parameter_groups(lr, None if freeze else backbone_lr)
-    opt = torch.optim.SGD(
-        groups_cfg, lr=lr, momentum=momentum, nesterov=momentum > 0, weight_decay=weight_decay
-    )
+    groups_cfg = model.parameter_groups(cfg.lr, None if cfg.frozen else cfg.backbone_lr)
+    opt = torch.optim.SGD(groups_cfg, lr=cfg.lr, momentum=cfg.momentum,
+                          nesterov=cfg.momentum > 0, weight_decay=cfg.weight_decay)
+    milestones = cfg.milestones
     if milestones is None:
-        milestones = sorted({max(1, round(epochs / 3)), max(1, round(2 * epochs / 3))})
+        milestones = sorted({max(1, round(cfg.epochs / 3)), max(1, round(2 * cfg.epochs / 3))})
     sched = torch.optim.lr_scheduler.MultiStepLR(opt, list(milestones), gamma=0.1)
     group_sampler = GreedyGroupSampler(
-        tags, group_size, strategy=sampler, shuffle=True, seed=seed, empty="skip"
+        tags, cfg.group_size, strategy=cfg.sampler, shuffle=True, seed=cfg.seed, empty="skip"
     )
-    acc = OnlineCAMAccumulator() if accumulate_cams else None
+    acc = OnlineCAMAccumulator() if cfg.accumulate_cams else None
     loops = _self_loops(model)
-    cache = None
-    if freeze:  # frozen backbone: compute its features once (and of the flipped images)
-        with torch.no_grad():
-            cache = []
-            for flipped in (False, True) if flip else (False,):
-                fs = []
-                for s in range(0, images.size(0), 16):
-                    x = images[s : s + 16].to(device)
-                    fs.append(model.backbone_features(x.flip(-1) if flipped else x))
-                cache.append(torch.cat(fs))
-    if parallel:
-        _train_group_parallel(
-            model, opt, sched, group_sampler, images, tags, cache, loops, epochs,
-            groups_per_step, lambda_mid, flip, gen, device, freeze, acc, history,
-            progress and D.is_main(),
-        )
-        model.eval()
-        return model, acc
-    for epoch in _progress(range(epochs), "Group-WSSS epochs", progress):
-        group_sampler.set_epoch(epoch)
-        groups = list(group_sampler)
-        for start in range(0, len(groups), groups_per_step):
-            chunk = groups[start : start + groups_per_step]
-            nodes, edge_index = group_batch(chunk, tags, loops)
-            f = torch.rand(nodes.numel(), generator=gen) < 0.5 if flip else None
-            y, edge_index = tags[nodes].to(device), edge_index.to(device)
-            if cache is not None:
-                x = cache[0][nodes.to(device)]
-                if f is not None:
-                    fd = f.to(device)
-                    x = torch.where(fd[:, None, None, None], cache[1][nodes.to(device)], x)
-                out = model.forward_features(x, edge_index)
-            else:
-                x = images[nodes]
-                if f is not None:
-                    x = torch.where(f[:, None, None, None], x.flip(-1), x)
-                out = model(x.to(device), edge_index)
-            loss = group_wsss_loss(out.logits, out.logits_mid, y, lambda_mid)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            if history is not None:
-                history.append(float(loss.detach()))
-            if freeze:
-                model.backbone.eval()
-            if acc is not None and epoch >= min(1, epochs - 1):
-                anchors = torch.tensor([0] + [len(g) for g in chunk[:-1]]).cumsum(0)
-                cam = (out.cam + out.cam_mid).detach()[anchors] / 2
-                if f is not None:
-                    cam = torch.where(f[anchors].to(device)[:, None, None, None], cam.flip(-1), cam)
-                acc.update(
-                    [int(nodes[a]) for a in anchors], cam, y[anchors],
-                    torch.sigmoid(out.logits.detach()[anchors]), force=epoch == epochs - 1,
-                )
-        sched.step()
-    model.eval()
-    return model, acc
+    cache = _feature_cache(model, images, cfg.flip, device) if cfg.frozen else None
+    return _GroupRun(model, cfg, opt, sched, group_sampler, images, tags, cache, loops, gen,
+                     device, acc, history)
+
+
+@torch.no_grad()
+def _feature_cache(model: GroupGNN, images: Tensor, flip: bool,
+                   device: torch.device) -> list[Tensor]:
+    """A frozen backbone's features of every image (and of the flipped images with
+    ``flip``), computed once in chunks of 16."""
+    cache = []
+    for flipped in (False, True) if flip else (False,):
+        fs = []
+        for s in range(0, images.size(0), 16):
+            x = images[s : s + 16].to(device)
+            fs.append(model.backbone_features(x.flip(-1) if flipped else x))
+        cache.append(torch.cat(fs))
+    return cache
 
 
 def _eval_batchnorm(model: nn.Module) -> None:
@@ -288,82 +339,130 @@ def _eval_batchnorm(model: nn.Module) -> None:
             m.eval()
 
 
-def _train_group_parallel(
-    model: GroupGNN, opt: torch.optim.Optimizer, sched: Any, group_sampler: Any,
-    images: Tensor, tags: Tensor, cache: Optional[list[Tensor]], loops: bool, epochs: int,
-    groups_per_step: int, lambda_mid: float, flip: bool, gen: torch.Generator,
-    device: torch.device, freeze: bool, acc: Optional[OnlineCAMAccumulator],
-    history: Optional[list], progress: bool,
+def _epoch_steps(run: _GroupRun, epoch: int) -> list[list[Sequence[int]]]:
+    """The groups of every step of ``epoch`` (the sampler's draw for that epoch)."""
+    run.group_sampler.set_epoch(epoch)
+    groups = list(run.group_sampler)
+    n = run.cfg.groups_per_step
+    return [groups[start : start + n] for start in range(0, len(groups), n)]
+
+
+def _step_inputs(run: _GroupRun, nodes: Tensor, f: Optional[Tensor]) -> Tensor:
+    """The model input of a step's nodes on the device, flipped where ``f``: the cached
+    backbone features (frozen backbone) or the images."""
+    if run.cache is not None:
+        x = run.cache[0][nodes.to(run.device)]
+        if f is not None:
+            fd = f.to(run.device)
+            x = torch.where(fd[:, None, None, None], run.cache[1][nodes.to(run.device)], x)
+        return x
+    x = run.images[nodes]
+    if f is not None:
+        x = torch.where(f[:, None, None, None], x.flip(-1), x)
+    return x.to(run.device)
+
+
+def _after_step(
+    run: _GroupRun, epoch: int, loss: Optional[float], out: Any, part: Sequence[Sequence[int]],
+    nodes: Tensor, f: Optional[Tensor], y: Tensor,
 ) -> None:
+    """Record the loss, keep a frozen backbone in eval mode and (from the second epoch on)
+    feed the anchors' self-ensembled CAMs of ``out`` (``None``: no group here) to the
+    accumulator."""
+    if run.history is not None:
+        run.history.append(loss)
+    if run.cfg.frozen:
+        run.model.backbone.eval()
+    epochs = run.cfg.epochs
+    if run.acc is None or out is None or epoch < min(1, epochs - 1):
+        return
+    anchors = torch.tensor([0] + [len(g) for g in part[:-1]]).cumsum(0)
+    cam = (out.cam + out.cam_mid).detach()[anchors] / 2
+    if f is not None:
+        cam = torch.where(f[anchors].to(run.device)[:, None, None, None], cam.flip(-1), cam)
+    run.acc.update(
+        [int(nodes[a]) for a in anchors], cam, y[anchors],
+        torch.sigmoid(out.logits.detach()[anchors]), force=epoch == epochs - 1,
+    )
+
+
+def _train_group_serial(run: _GroupRun, progress: bool) -> None:
+    """The one-process loop of :func:`train_group_wsss`."""
+    model, cfg = run.model, run.cfg
+    for epoch in _progress(range(cfg.epochs), "Group-WSSS epochs", progress):
+        for chunk in _epoch_steps(run, epoch):
+            nodes, edge_index = group_batch(chunk, run.tags, run.loops)
+            f = torch.rand(nodes.numel(), generator=run.gen) < 0.5 if cfg.flip else None
+            y, edge_index = run.tags[nodes].to(run.device), edge_index.to(run.device)
+            x = _step_inputs(run, nodes, f)
+            if run.cache is not None:
+                out = model.forward_features(x, edge_index)
+            else:
+                out = model(x, edge_index)
+            loss = group_wsss_loss(out.logits, out.logits_mid, y, cfg.lambda_mid)
+            run.opt.zero_grad(set_to_none=True)
+            loss.backward()
+            run.opt.step()
+            value = float(loss.detach()) if run.history is not None else None
+            _after_step(run, epoch, value, out, chunk, nodes, f, y)
+        run.sched.step()
+
+
+def _rank_part(
+    run: _GroupRun, chunk: Sequence[Sequence[int]], rank: int, world: int
+) -> tuple[list[Sequence[int]], Optional[Tensor], bool]:
+    """This rank's groups of a step (``rank, rank + world, ...``; group 0, to be
+    zero-weighted, when there is none), their part of the one-process flip draw over all
+    the step's nodes, and whether the rank has a group."""
+    sizes = [len(g) for g in chunk]
+    f_all = torch.rand(sum(sizes), generator=run.gen) < 0.5 if run.cfg.flip else None
+    mine = list(range(rank, len(chunk), world))
+    sel = mine or [0]
+    offsets = np.concatenate([[0], np.cumsum(sizes)])
+    pos = torch.cat([torch.arange(int(offsets[j]), int(offsets[j + 1])) for j in sel])
+    f = f_all[pos] if f_all is not None else None
+    return [chunk[j] for j in sel], f, bool(mine)
+
+
+def _train_group_parallel(run: _GroupRun, progress: bool) -> None:
     """The data-parallel loop of :func:`train_group_wsss`: the one-process draws (groups,
     flips), this rank's groups of every step, DDP, the one-process gradient."""
     from .. import distributed as D
 
     rank, world = D.rank(), D.world_size()
+    model, cfg = run.model, run.cfg
     # find_unused_parameters: a backbone may hold layers its features do not use
     net = D.wrap_model(
-        D.LossModule(model, "forward_features") if cache is not None else model, device,
-        find_unused_parameters=True,
+        D.LossModule(model, "forward_features") if run.cache is not None else model,
+        run.device, find_unused_parameters=True,
     )
-    for epoch in _progress(range(epochs), "Group-WSSS epochs", progress):
-        group_sampler.set_epoch(epoch)
-        groups = list(group_sampler)
-        for start in range(0, len(groups), groups_per_step):
-            chunk = groups[start : start + groups_per_step]
-            sizes = [len(g) for g in chunk]
-            # the one-process flip draw over all nodes of the step, then this rank's part
-            f_all = torch.rand(sum(sizes), generator=gen) < 0.5 if flip else None
-            mine = list(range(rank, len(chunk), world))
+    for epoch in _progress(range(cfg.epochs), "Group-WSSS epochs", progress):
+        for chunk in _epoch_steps(run, epoch):
+            part, f, mine = _rank_part(run, chunk, rank, world)
             weight = 1.0 if mine else 0.0  # no group here: a zero-weighted forward pass
-            sel = mine or [0]
-            offsets = np.concatenate([[0], np.cumsum(sizes)])
-            pos = torch.cat([torch.arange(int(offsets[j]), int(offsets[j + 1])) for j in sel])
-            part = [chunk[j] for j in sel]
-            nodes, edge_index = group_batch(part, tags, loops)
-            f = f_all[pos] if f_all is not None else None
-            y, edge_index = tags[nodes].to(device), edge_index.to(device)
-            if cache is not None:
-                x = cache[0][nodes.to(device)]
-                if f is not None:
-                    fd = f.to(device)
-                    x = torch.where(fd[:, None, None, None], cache[1][nodes.to(device)], x)
-            else:
-                x = images[nodes]
-                if f is not None:
-                    x = torch.where(f[:, None, None, None], x.flip(-1), x)
-                x = x.to(device)
+            nodes, edge_index = group_batch(part, run.tags, run.loops)
+            y, edge_index = run.tags[nodes].to(run.device), edge_index.to(run.device)
+            x = _step_inputs(run, nodes, f)
             box: dict[str, Any] = {}
 
-            def loss_fn(m: nn.Module, x: Tensor = x, ei: Tensor = edge_index, y: Tensor = y):
+            def loss_fn(m: nn.Module, x: Tensor = x, ei: Tensor = edge_index, y: Tensor = y,
+                        weight: float = weight):
                 out = m(x, ei)
                 box["out"] = out
-                loss = group_wsss_loss(out.logits, out.logits_mid, y, lambda_mid)
+                loss = group_wsss_loss(out.logits, out.logits_mid, y, cfg.lambda_mid)
                 n = y.numel() if weight else 0
                 return loss * (y.numel() * weight), n
 
-            loss = D.ddp_train_step(net, opt, loss_fn)
-            if history is not None:
-                history.append(loss)
-            if freeze:
-                model.backbone.eval()
-            if acc is not None and mine and epoch >= min(1, epochs - 1):
-                out = box["out"]
-                anchors = torch.tensor([0] + [len(g) for g in part[:-1]]).cumsum(0)
-                cam = (out.cam + out.cam_mid).detach()[anchors] / 2
-                if f is not None:
-                    cam = torch.where(f[anchors].to(device)[:, None, None, None], cam.flip(-1), cam)
-                acc.update(
-                    [int(nodes[a]) for a in anchors], cam, y[anchors],
-                    torch.sigmoid(out.logits.detach()[anchors]), force=epoch == epochs - 1,
-                )
-        sched.step()
+            loss = D.ddp_train_step(net, run.opt, loss_fn)
+            _after_step(run, epoch, loss, box.get("out") if mine else None, part, nodes, f, y)
+        run.sched.step()
     D.sync_buffers(model)
-    if acc is not None:  # one process's maps: the element-wise maximum over the ranks
+    if run.acc is not None:  # one process's maps: the element-wise maximum over the ranks
         merged: dict[Any, Tensor] = {}
-        for maps in D.all_gather_object(acc.maps):
+        for maps in D.all_gather_object(run.acc.maps):
             for key, m in maps.items():
                 merged[key] = torch.maximum(merged[key], m) if key in merged else m
-        acc.maps = {k: merged[k] for k in sorted(merged)}
+        run.acc.maps = {k: merged[k] for k in sorted(merged)}
 
 
 @torch.no_grad()
@@ -567,11 +666,9 @@ def context_group_cams(
     backbone_lr = (0.0 if ctx.fast else 1e-3) if pretrained else 1e-2
     if epochs is None:
         epochs = 8 if ctx.fast else 15
-    model, _ = train_group_wsss(
-        model, train, group_size=group_size, epochs=epochs, lr=lr,
-        backbone_lr=backbone_lr, groups_per_step=4, device=ctx.device, progress=False,
-        seed=ctx.seed,
-    )
+    cfg = GroupTrainConfig(group_size=group_size, epochs=epochs, lr=lr, backbone_lr=backbone_lr,
+                           groups_per_step=4, seed=ctx.seed)
+    model, _ = train_group_wsss(model, train, cfg, device=ctx.device, progress=False)
     return group_cams(
         model, ctx.samples, ctx.train_samples, group_size=group_size, device=ctx.device,
         scales=scales, flip=flip,

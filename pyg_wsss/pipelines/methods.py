@@ -622,7 +622,7 @@ class GroupMethod(_CamMethod):
 
     def fit(self, dataset: Sequence[dict[str, Any]]) -> "Method":
         from ..nn.models import build_backbone
-        from .group_wsss import build_group_model, train_group_wsss
+        from .group_wsss import GroupTrainConfig, build_group_model, train_group_wsss
 
         s = self.settings
         train = _training_samples(dataset, "tag", self.num_classes, s["image_size"])
@@ -631,11 +631,11 @@ class GroupMethod(_CamMethod):
         pretrained = name == "efficientnet_lite0"
         model = build_group_model(self.num_classes - 1, build_backbone(name, pretrained=pretrained),
                                   hidden_channels=s["hidden_channels"])
-        self.model, _ = train_group_wsss(
-            model, train, group_size=s["group_size"], epochs=s["epochs"], lr=s["lr"],
-            backbone_lr=0.0 if pretrained else 1e-2, groups_per_step=4,
-            image_size=s["image_size"], device=self.device, progress=self.progress,
-            seed=s["seed"])
+        cfg = GroupTrainConfig(group_size=s["group_size"], epochs=s["epochs"], lr=s["lr"],
+                               backbone_lr=0.0 if pretrained else 1e-2, groups_per_step=4,
+                               image_size=s["image_size"], seed=s["seed"])
+        self.model, _ = train_group_wsss(model, train, cfg, device=self.device,
+                                         progress=self.progress)
         rng = np.random.default_rng(s["seed"])
         keep = rng.permutation(len(train))[: s["pool_size"]]
         self.pool = [train[i] for i in sorted(keep)]
@@ -675,7 +675,11 @@ class KnowledgeMethod(_CamMethod):
     def fit(self, dataset: Sequence[dict[str, Any]]) -> "Method":
         from ..nn.models import KnowledgeClassifier, build_backbone
         from ..pretrained import VOC_FOREGROUND
-        from .knowledge_grm import class_knowledge, train_knowledge_classifier
+        from .knowledge_grm import (
+            KnowledgeTrainConfig,
+            class_knowledge,
+            train_knowledge_classifier,
+        )
 
         s = self.settings
         train = _training_samples(dataset, "tag", self.num_classes, s["image_size"])
@@ -694,9 +698,10 @@ class KnowledgeMethod(_CamMethod):
         net = build_backbone(name, pretrained=name == "efficientnet_lite0")
         self.model = KnowledgeClassifier(net, feats, rel, hidden_channels=s["hidden_channels"],
                                          focal_weight=1.0)
-        train_knowledge_classifier(self.model, train, epochs=s["epochs"], lr=s["lr"],
-                                   image_size=s["image_size"], device=self.device,
-                                   seed=s["seed"], progress=self.progress)
+        cfg = KnowledgeTrainConfig(epochs=s["epochs"], lr=s["lr"], image_size=s["image_size"],
+                                   seed=s["seed"])
+        train_knowledge_classifier(self.model, train, cfg, device=self.device,
+                                   progress=self.progress)
         self.fitted = True
         return self
 

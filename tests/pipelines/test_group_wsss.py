@@ -5,6 +5,7 @@ from torch import nn
 
 from pyg_wsss.pipelines import DemoContext
 from pyg_wsss.pipelines.group_wsss import (
+    GroupTrainConfig,
     build_group_model,
     cams_to_labels,
     demo,
@@ -103,6 +104,39 @@ def test_bad_input_and_demo_without_training_images():
     ctx = DemoContext(name="voc-image", samples=s[:1], cams=[torch.zeros(3, 16, 16)],
                       num_classes=4, class_names=["background", "a", "b", "c"])
     assert demo(ctx) == {}
+
+
+def test_train_config_passed_whole():
+    """Issue 18: a GroupTrainConfig whole == the keyword form == a config overridden by
+    keyword (same losses, weights and accumulated CAMs); an old positional setting names the
+    new form, an unknown keyword the fields."""
+    s = _samples()
+    cfg = GroupTrainConfig(group_size=3, epochs=2, backbone_lr=0.0, accumulate_cams=True, seed=1)
+    keywords = dict(group_size=3, epochs=2, backbone_lr=0.0, accumulate_cams=True, seed=1)
+    runs = []
+    for args, kw in (((cfg,), {}), ((), keywords), ((cfg.replace(epochs=1, seed=5),),
+                                                    dict(epochs=2, seed=1))):
+        torch.manual_seed(0)
+        model = build_group_model(3, TinyCNN(), hidden_channels=4)
+        hist: list = []
+        model, acc = train_group_wsss(model, s, *args, progress=False, history=hist, **kw)
+        runs.append((hist, [p.detach().clone() for p in model.parameters()], acc.maps))
+    assert len(runs[0][0]) > 0
+    for hist, weights, maps in runs[1:]:
+        assert hist == runs[0][0]
+        assert all(torch.equal(a, b) for a, b in zip(weights, runs[0][1]))
+        assert maps.keys() == runs[0][2].keys()
+        assert all(torch.equal(maps[k], runs[0][2][k]) for k in maps)
+    with pytest.raises(TypeError, match=r"train_group_wsss\(model, samples, config\).*"
+                                        "GroupTrainConfig"):
+        train_group_wsss(model, s, 3)  # the old positional group_size
+    with pytest.raises(TypeError, match=r"\['group_sise'\].*GroupTrainConfig fields"):
+        train_group_wsss(model, s, group_sise=3)
+    assert cfg.replace(lr=0.1).lr == 0.1 and cfg.lr == 1e-2
+    with pytest.raises(TypeError, match="lrr"):
+        cfg.replace(lrr=0.1)
+    with pytest.raises(ValueError, match="sampler"):
+        train_group_wsss(model, s, cfg, sampler="best")
 
 
 # ---------------------------------------------------------------- tests that can fail (issue 16)

@@ -4,11 +4,16 @@ import torch
 
 from pyg_wsss.pipelines import DemoContext, demos
 from pyg_wsss.pipelines.knowledge_grm import (
+    KnowledgeGRMConfig,
+    KnowledgeTrainConfig,
+    Stage2Config,
     cam_seeds,
     class_knowledge,
     embedding_relation,
     format_rows,
     run_knowledge_grm,
+    train_knowledge_classifier,
+    train_stage2,
 )
 
 
@@ -115,6 +120,68 @@ def test_run_knowledge_grm_smoke(one_thread, synthetic):
     assert [r["stage"] for r in rows] == ["1"] * 3 + ["2"] * 4
     assert all(0 <= r.get("miou", r.get("cam_miou")) <= 1 for r in rows)
     assert "GRM (bilinear)" in format_rows(rows)
+
+
+def _weights(model):
+    return [p.detach().clone() for p in model.parameters()]
+
+
+def test_configs_passed_whole(one_thread, synthetic):
+    """Issue 18: KnowledgeTrainConfig / Stage2Config / KnowledgeGRMConfig whole == the
+    keyword form (same losses and weights); an old positional setting names the new form, an
+    unknown keyword the fields."""
+    from pyg_wsss.nn.models import KnowledgeClassifier, SmallCNN
+    from pyg_wsss.segmentation.train import SegmentationTrainConfig
+
+    ds, samples = synthetic
+    feats, rel = class_knowledge("cooccurrence", tags=[s["tags"] for s in samples], t=0.2)
+    cfg = KnowledgeTrainConfig(epochs=1, batch_size=4, lr=0.01, gcn_lr_mult=0.1, seed=2)
+    runs = []
+    for args, kw in (((cfg,), {}), ((), dict(epochs=1, batch_size=4, lr=0.01, gcn_lr_mult=0.1,
+                                             seed=2)), ((cfg.replace(lr=1.0),), dict(lr=0.01))):
+        torch.manual_seed(0)
+        clf = KnowledgeClassifier(SmallCNN(widths=(8, 16)), feats, rel, hidden_channels=8,
+                                  focal_weight=0.5)
+        hist: list = []
+        train_knowledge_classifier(clf, samples[:6], *args, history=hist, **kw)
+        runs.append((hist, _weights(clf)))
+    for hist, weights in runs[1:]:
+        assert hist == runs[0][0] and len(hist) == 2
+        assert all(torch.equal(a, b) for a, b in zip(weights, runs[0][1]))
+    with pytest.raises(TypeError, match="KnowledgeTrainConfig"):
+        train_knowledge_classifier(clf, samples[:6], 20)  # the old positional epochs
+    with pytest.raises(TypeError, match=r"\['epoch'\].*KnowledgeTrainConfig fields"):
+        train_knowledge_classifier(clf, samples[:6], epoch=1)
+
+    seeds = [s["mask"].copy() for s in samples[:4]]
+    common = dict(grm=True, score="linear", backbone_kwargs={"widths": (8, 16)},
+                  aspp_channels=16, rates=(1,), crop_size=32)
+    s2 = Stage2Config(**common, grm_kwargs={"mlp_channels": 8},
+                      train=SegmentationTrainConfig(iterations=2, batch_size=2, lr=0.02, seed=1))
+    nets = []
+    for args, kw in (((s2,), {}), ((), dict(common, mlp_channels=8, iterations=2, batch_size=2,
+                                            lr=0.02, seed=1))):
+        hist = []
+        seg = train_stage2(samples[:4], seeds, ds.num_classes, *args, node_features=feats,
+                           relation=rel, history=hist, **kw)
+        nets.append((hist, _weights(seg)))
+    assert nets[0][0] == nets[1][0] and len(nets[0][0]) == 2
+    assert all(torch.equal(a, b) for a, b in zip(nets[0][1], nets[1][1]))
+    assert Stage2Config().train == SegmentationTrainConfig(iterations=1000, lr=0.01)
+    with pytest.raises(TypeError, match="Stage2Config"):
+        train_stage2(samples[:4], seeds, ds.num_classes, True)  # the old positional grm
+    with pytest.raises(TypeError, match=r"\['iteration'\].*SegmentationTrainConfig fields"):
+        train_stage2(samples[:4], seeds, ds.num_classes, iteration=2)
+
+    knowledge = (feats, rel)
+    with pytest.raises(TypeError, match="KnowledgeGRMConfig"):
+        run_knowledge_grm(samples[:4], samples[4:], ds.num_classes, knowledge, "small_cnn")
+    with pytest.raises(TypeError, match=r"\['stage_2'\].*KnowledgeGRMConfig fields"):
+        run_knowledge_grm(samples[:4], samples[4:], ds.num_classes, knowledge, stage_2=False)
+    rows = run_knowledge_grm(samples[:4], samples[4:], ds.num_classes, knowledge,
+                             KnowledgeGRMConfig(classifier_epochs=1, focal_weights=(1.0,),
+                                                stage2=False), log=lambda *_: None)
+    assert [r["stage"] for r in rows] == ["1"] * 3
 
 
 # ---------------------------------------------------------------- tests that can fail (issue 16)
