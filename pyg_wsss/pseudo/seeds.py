@@ -22,7 +22,7 @@ unlabelled.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Sequence, Union
+from typing import Any, Literal, Sequence, Union, overload
 
 import numpy as np
 import torch
@@ -441,6 +441,39 @@ def _seed_config(config: CRFSeedConfig | None, preset: CRFSeedConfig,
                           hint=f"CRFSeedConfig.{_PRESET_OF[caller]}()")
 
 
+@overload
+def crf_seeds(
+    image: ArrayLike,
+    cams: ArrayLike,
+    tags: ArrayLike | Sequence[float] | None,
+    config: CRFSeedConfig | None = ...,
+    return_scores: Literal[False] = ...,
+) -> np.ndarray: ...
+@overload
+def crf_seeds(
+    image: ArrayLike,
+    cams: ArrayLike,
+    tags: ArrayLike | Sequence[float] | None,
+    config: CRFSeedConfig | None,
+    return_scores: Literal[True],
+) -> tuple[np.ndarray, np.ndarray]: ...
+@overload
+def crf_seeds(
+    image: ArrayLike,
+    cams: ArrayLike,
+    tags: ArrayLike | Sequence[float] | None,
+    config: CRFSeedConfig | None = ...,
+    *,
+    return_scores: Literal[True],
+) -> tuple[np.ndarray, np.ndarray]: ...
+@overload
+def crf_seeds(
+    image: ArrayLike,
+    cams: ArrayLike,
+    tags: ArrayLike | Sequence[float] | None,
+    config: CRFSeedConfig | None = ...,
+    return_scores: bool = ...,
+) -> np.ndarray | tuple[np.ndarray, np.ndarray]: ...
 def crf_seeds(
     image: ArrayLike,
     cams: ArrayLike,
@@ -509,6 +542,36 @@ def crf_seeds(
     return (label, stack) if return_scores else label
 
 
+@overload
+def wsgcn_partial_labels(
+    image: ArrayLike,
+    cams: ArrayLike,
+    tags: ArrayLike | Sequence[float] | None,
+    config: CRFSeedConfig | None = ...,
+    *,
+    return_scores: Literal[False] = ...,
+    **overrides: Any,
+) -> np.ndarray: ...
+@overload
+def wsgcn_partial_labels(
+    image: ArrayLike,
+    cams: ArrayLike,
+    tags: ArrayLike | Sequence[float] | None,
+    config: CRFSeedConfig | None = ...,
+    *,
+    return_scores: Literal[True],
+    **overrides: Any,
+) -> tuple[np.ndarray, np.ndarray]: ...
+@overload
+def wsgcn_partial_labels(
+    image: ArrayLike,
+    cams: ArrayLike,
+    tags: ArrayLike | Sequence[float] | None,
+    config: CRFSeedConfig | None = ...,
+    *,
+    return_scores: bool = ...,
+    **overrides: Any,
+) -> np.ndarray | tuple[np.ndarray, np.ndarray]: ...
 def wsgcn_partial_labels(
     image: ArrayLike,
     cams: ArrayLike,
@@ -544,6 +607,36 @@ def wsgcn_partial_labels(
     return crf_seeds(image, cams, tags, cfg, return_scores=return_scores)
 
 
+@overload
+def a2gnn_tag_seeds(
+    image: ArrayLike,
+    cams: ArrayLike,
+    tags: ArrayLike | Sequence[float] | None,
+    config: CRFSeedConfig | None = ...,
+    *,
+    return_scores: Literal[False] = ...,
+    **overrides: Any,
+) -> np.ndarray: ...
+@overload
+def a2gnn_tag_seeds(
+    image: ArrayLike,
+    cams: ArrayLike,
+    tags: ArrayLike | Sequence[float] | None,
+    config: CRFSeedConfig | None = ...,
+    *,
+    return_scores: Literal[True],
+    **overrides: Any,
+) -> tuple[np.ndarray, np.ndarray]: ...
+@overload
+def a2gnn_tag_seeds(
+    image: ArrayLike,
+    cams: ArrayLike,
+    tags: ArrayLike | Sequence[float] | None,
+    config: CRFSeedConfig | None = ...,
+    *,
+    return_scores: bool = ...,
+    **overrides: Any,
+) -> np.ndarray | tuple[np.ndarray, np.ndarray]: ...
 def a2gnn_tag_seeds(
     image: ArrayLike,
     cams: ArrayLike,
