@@ -55,11 +55,13 @@ deep inside torch (or, on CUDA, with a device-side assert) and a NaN propagates.
 from __future__ import annotations
 
 import contextlib
-from typing import Any, Iterator
+from typing import Any, Iterator, Sequence, TypeVar, cast
 
 import numpy as np
 import torch
 from torch import Tensor
+
+_C = TypeVar("_C")
 
 LEVELS = ("auto", "cheap", "full")
 _level = "auto"
@@ -241,19 +243,21 @@ def check_positive(value: Any, name: str, strict: bool = True, integer: bool = F
         kinds = (int, float, np.integer, np.floating)
     if isinstance(value, bool) or not isinstance(value, kinds):
         raise TypeError(f"'{name}' must be {'an int' if integer else 'a number'}, got {value!r}")
-    if (strict and not value > 0) or (not strict and not value >= 0):
+    v = cast(float, value)  # an int, float or numpy scalar (checked above); compared as is
+    if (strict and not v > 0) or (not strict and not v >= 0):
         raise ValueError(f"'{name}' must be {'> 0' if strict else '>= 0'}, got {value!r}")
 
 
 def check_fraction(value: Any, name: str, closed: bool = True) -> None:
     if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
         raise TypeError(f"'{name}' must be a number, got {value!r}")
-    ok = 0.0 <= value <= 1.0 if closed else 0.0 < value < 1.0
+    v = cast(float, value)  # an int, float or numpy scalar (checked above); compared as is
+    ok = 0.0 <= v <= 1.0 if closed else 0.0 < v < 1.0
     if not ok:
         raise ValueError(f"'{name}' must be in [0, 1], got {value!r}")
 
 
-def check_choice(value: Any, choices: tuple[str, ...] | list[str], name: str) -> str:
+def check_choice(value: Any, choices: Sequence[_C], name: str) -> _C:
     if value not in choices:
         raise ValueError(f"'{name}' must be one of {tuple(choices)}, got {value!r}")
     return value
@@ -265,11 +269,12 @@ def as_rgb_image(image: Any, name: str = "image") -> np.ndarray:
     Accepts a numpy array or tensor of shape ``[H, W, 3]`` (uint8, or float in ``[0, 1]``), or a
     tensor of shape ``[3, H, W]``. Grey, RGBA and other shapes raise :class:`ValueError`.
     """
+    arr: np.ndarray
     if isinstance(image, Tensor):
-        arr = image.detach().cpu()
-        if arr.dim() == 3 and arr.size(0) == 3 and arr.size(-1) != 3:
-            arr = arr.permute(1, 2, 0)
-        arr = arr.numpy()
+        t = image.detach().cpu()
+        if t.dim() == 3 and t.size(0) == 3 and t.size(-1) != 3:
+            t = t.permute(1, 2, 0)
+        arr = t.numpy()
     elif isinstance(image, np.ndarray):
         arr = image
     else:

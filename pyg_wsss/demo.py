@@ -190,7 +190,9 @@ def legend(class_names: Sequence[str], classes: Sequence[int], width: int) -> np
         name = class_names[c] if 0 <= c < len(class_names) else ("ignore" if c == 255 else str(c))
         (tw, _), _ = cv2.getTextSize(name, font, scale, 1)
         items.append((c, name, 14 + 4 + tw + 12))
-    lines, line, used = [], [], 0
+    lines: list[list[tuple[int, str, int]]] = []
+    line: list[tuple[int, str, int]] = []
+    used = 0
     for item in items:
         if line and used + item[2] > width - 8:
             lines.append(line)

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass, field, replace
-from typing import Any, Optional, Sequence
+from typing import Any, Literal, Optional, Sequence, cast, overload
 
 import numpy as np
 import torch
@@ -400,12 +400,13 @@ def train_affinity_net(
         for start in range(0, len(cache), batch_size):
             chunk = cache[start:start + batch_size]
             losses = [image_loss(net, item) for item in chunk]
-            loss = losses[0] if len(losses) == 1 else sum(losses) / len(losses)
+            # (chunks are never empty: the sum is a tensor)
+            batch_loss = losses[0] if len(losses) == 1 else cast(Tensor, sum(losses)) / len(losses)
             opt.zero_grad()
-            loss.backward()
+            batch_loss.backward()
             opt.step()
             if history is not None:
-                history.append(float(loss.detach()))
+                history.append(float(batch_loss.detach()))
     net.eval()
     return net
 
@@ -538,6 +539,7 @@ def a2gnn_train_step(
     if pb is not None:
         loss = loss + multi_point_loss(logits, h, pb, variant=cfg.mp_variant, reduction="sum")
     if stage2 and inputs.kernel is not None:
+        assert inputs.kernel_edge_index is not None  # set together with the kernel
         loss = loss + cfg.reg_weight * gated_crf_loss(
             logits, inputs.kernel_edge_index, inputs.kernel, batch=inputs.batch,
             num_graphs=b, reduction="sum"
@@ -545,6 +547,46 @@ def a2gnn_train_step(
     return loss, labels, removed
 
 
+@overload
+def train_a2gnn(
+    graphs: Sequence[Data],
+    node_seeds: Sequence[Tensor],
+    num_classes: int,
+    config: Optional[A2GNNConfig] = ...,
+    boxes: Optional[Sequence[Tensor]] = ...,
+    box_labels: Optional[Sequence[Tensor]] = ...,
+    seeds: Optional[Sequence[int]] = ...,
+    device: torch.device | str = ...,
+    progress: bool = ...,
+    return_history: Literal[False] = ...,
+) -> list[Tensor]: ...
+@overload
+def train_a2gnn(
+    graphs: Sequence[Data],
+    node_seeds: Sequence[Tensor],
+    num_classes: int,
+    config: Optional[A2GNNConfig] = ...,
+    boxes: Optional[Sequence[Tensor]] = ...,
+    box_labels: Optional[Sequence[Tensor]] = ...,
+    seeds: Optional[Sequence[int]] = ...,
+    device: torch.device | str = ...,
+    progress: bool = ...,
+    *,
+    return_history: Literal[True],
+) -> tuple[list[Tensor], dict]: ...
+@overload
+def train_a2gnn(
+    graphs: Sequence[Data],
+    node_seeds: Sequence[Tensor],
+    num_classes: int,
+    config: Optional[A2GNNConfig] = ...,
+    boxes: Optional[Sequence[Tensor]] = ...,
+    box_labels: Optional[Sequence[Tensor]] = ...,
+    seeds: Optional[Sequence[int]] = ...,
+    device: torch.device | str = ...,
+    progress: bool = ...,
+    return_history: bool = ...,
+) -> list[Tensor] | tuple[list[Tensor], dict]: ...
 def train_a2gnn(
     graphs: Sequence[Data],
     node_seeds: Sequence[Tensor],
@@ -670,7 +712,7 @@ def node_probs_to_labels(
     if crf:
         from ..pseudo.crf import dense_crf
 
-        up = dense_crf(image, up, preset=crf_preset, labels=keep)
+        up = cast(Tensor, dense_crf(image, up, preset=crf_preset, labels=keep))  # tensor in, out
     return up.argmax(0).numpy().astype(np.uint8)
 
 
@@ -1134,7 +1176,8 @@ def box_pseudo_labels(
                                        align_corners=False)[0]
                     up = box_constraint(up, ws["boxes"], labels)
                     keep = sorted({0, *labels.tolist()})
-                    grid = dense_crf(ws["image"], up, preset="a2gnn", labels=keep)[None]
+                    q = cast(Tensor, dense_crf(ws["image"], up, preset="a2gnn", labels=keep))
+                    grid = q[None]  # (a tensor in, a tensor out)
                 up = F.interpolate(grid, size=tuple(originals[k]), mode="bilinear",
                                    align_corners=False)[0]
                 up = box_constraint(up, boxes, labels)
@@ -1209,8 +1252,9 @@ def a2gnn_pseudo_labels(
             pyramids.append([f[0] for f in feats][-3:])
     chans = tuple(int(c) for c in backbone.channels[-3:])
     cfg = config or fast_config(supervision, fast=False)
-    res = run_a2gnn(samples, list(cams), supervision, pyramids, chans, config=cfg,
-                    device=device, progress=progress, tag_seeds=tag_seeds)
+    # (tag supervision: checked above that no CAM is None)
+    res = run_a2gnn(samples, cast("list[Tensor]", list(cams)), supervision, pyramids, chans,
+                    config=cfg, device=device, progress=progress, tag_seeds=tag_seeds)
     return res["labels"]
 
 
@@ -1283,8 +1327,9 @@ def _context_pyramids(ctx: Any) -> tuple[list[list[Tensor]], tuple[int, ...]]:
     if ctx.features is not None:
         pyr = [list(f) for f in ctx.features]
         return pyr, tuple(int(f.size(0)) for f in pyr[0][-3:])
-    from ..nn.models.backbones import EfficientNetLite0Backbone, SmallCNN
+    from ..nn.models.backbones import Backbone, EfficientNetLite0Backbone, SmallCNN
 
+    backbone: Backbone
     try:
         backbone = EfficientNetLite0Backbone(pretrained=True)
     except ImportError:  # pragma: no cover - optional weights missing

@@ -706,6 +706,7 @@ def wsgcn_pseudo_labels(
         from tqdm.auto import tqdm
 
         it = tqdm(it, desc="WSGCN graphs", leave=False)
+    feats: Sequence[Tensor] | None
     for i in it:
         if source == "imagenet":
             feats = imagenet_pyramid([as_rgb_image(samples[i]["image"])], device)[0]
@@ -735,6 +736,7 @@ def wsgcn_pseudo_labels(
             )
             rows["WSGCN"].append(lab)
             if crf:
+                assert lab_crf is not None  # crf=True: complete_labels returns both
                 rows["WSGCN + CRF"].append(lab_crf)
             if return_partial:
                 p = torch.from_numpy(partials[start + j])[None, None].float()

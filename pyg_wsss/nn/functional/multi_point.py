@@ -27,7 +27,6 @@ def _grid_args(
     grid_size: Sequence[int] | Tensor,
     box_batch: Tensor | None,
     ptr: Tensor | None,
-    device: torch.device,
 ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, int]:
     check_tensor(boxes, "boxes", ndim=2, floating=False)
     if boxes.size(1) != 4:
@@ -146,7 +145,7 @@ def prepare_boxes(
         tensor(0.6931)
     """
     boxes, box_labels, box_batch, gs, ptr, num_graphs = _grid_args(
-        num_nodes, boxes, box_labels, grid_size, box_batch, ptr, None
+        num_nodes, boxes, box_labels, grid_size, box_batch, ptr
     )
     device = torch.device(device) if device is not None else torch.device("cpu")
     idx, valid, hb, wb = _box_cells(boxes, box_batch, gs, ptr)

@@ -186,17 +186,20 @@ class WSGCNObjective:
         loss = -(picked * self.ce_weight).sum()
         probs = log_probs.exp() if (self.use_entropy or self.on_probs) else None
         if self.use_entropy:
+            assert probs is not None
             finite = log_probs.clamp(min=torch.finfo(log_probs.dtype).min)  # 0 log 0 = 0
             loss = loss - ((probs * finite).sum(-1) * self.ent_weight).sum()
         if self._use_laplacian:
-            y = probs if self.on_probs else log_probs
+            y = probs if probs is not None and self.on_probs else log_probs
             if torch.compiler.is_compiling():  # sparse tensors do not trace: gather/scatter
+                assert self._lap_coo is not None
                 rows, cols, vals = self._lap_coo
                 ly = torch.zeros_like(y).index_add_(
                     0, rows, vals.to(y.dtype).unsqueeze(-1) * y.index_select(0, cols)
                 )
                 trace = y.new_zeros(self.num_graphs).index_add_(0, self.batch, (y * ly).sum(-1))
             else:
+                assert self.laplacian is not None
                 trace = laplacian_quadratic_form(self.laplacian, y, self.batch, self.num_graphs)
             loss = loss + (trace * self.lap_weight).sum()
         return loss

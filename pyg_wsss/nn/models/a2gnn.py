@@ -2,7 +2,7 @@ r"""A2GNN (Zhang et al., TPAMI 2021, section 4.4): embedding, three affinity att
 layers, output layer; optionally many independent per-image models in one module."""
 from __future__ import annotations
 
-from typing import Optional, Sequence
+from typing import Optional, Sequence, cast
 
 import torch
 import torch.nn.functional as F
@@ -92,7 +92,7 @@ class A2GNN(nn.Module):
                 w_in = torch.empty(self.hidden_channels, self.in_channels)
                 nn.init.xavier_uniform_(w_in, generator=g)
                 self.lin_in[b].copy_(w_in.t())
-                for conv in self.convs:
+                for conv in cast("Sequence[AffinityAttentionConv]", self.convs):
                     if conv.w_init is None:
                         conv.w[b] = torch.rand((), generator=g)
                     else:

@@ -239,6 +239,18 @@ class BatchedWSGCN(nn.Module):
         hidden_channels, num_classes, dropout: As in :class:`WSGCN`.
     """
 
+    # buffers (registered in __init__)
+    seeds: Tensor
+    batch: Tensor
+    node_order: Tensor | None
+    local: Tensor
+    flat_index: Tensor
+    ax_dense: Tensor
+    counts: Tensor
+    adj_rows: Tensor
+    adj_cols: Tensor
+    adj_values: Tensor
+
     def __init__(
         self,
         x: Tensor,
