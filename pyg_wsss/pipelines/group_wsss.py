@@ -6,7 +6,8 @@ Library functions used by ``examples/group_wsss.py`` and the demo:
 
 * :func:`build_group_model` — a :class:`~pyg_wsss.nn.models.group_gnn.GroupGNN` on a backbone;
 * :func:`train_group_wsss` — SGD with the paper's learning-rate groups and step schedule on
-  groups from :class:`~pyg_wsss.graphs.GreedyGroupSampler`;
+  groups from :class:`~pyg_wsss.graphs.GreedyGroupSampler` (settings: one
+  :class:`GroupTrainConfig`);
 * :func:`group_cams` — CAMs of target images, each as the anchor of a greedy group;
 * :func:`cams_to_labels` / :func:`pseudo_labels` — label maps (255-free CAM argmax, CRF).
 """

@@ -5,9 +5,16 @@ Library functions used by ``examples/knowledge_grm.py`` and the demo:
 
 * :func:`class_knowledge`: class-node features and relation matrix from the shipped WordNet /
   GloVe arrays (VOC, COCO), from the training tags (ML-GCN co-occurrence), or none.
-* :func:`train_knowledge_classifier`, :func:`knowledge_cams`, :func:`cam_seeds`.
-* :func:`train_stage2` (any system's pseudo-labels -> :mod:`pyg_wsss.segmentation`).
-* :func:`run_knowledge_grm`: the K Table 2-style comparison.
+* :func:`train_knowledge_classifier` (settings: :class:`KnowledgeTrainConfig`),
+  :func:`knowledge_cams`, :func:`cam_seeds`.
+* :func:`train_stage2` (any system's pseudo-labels -> :mod:`pyg_wsss.segmentation`; settings:
+  :class:`Stage2Config`, its training a :class:`~pyg_wsss.segmentation.train.\
+SegmentationTrainConfig`).
+* :func:`run_knowledge_grm`: the K Table 2-style comparison (settings:
+  :class:`KnowledgeGRMConfig`).
+
+Every trainer takes its config whole (``config``) or, the former form, its fields by keyword
+(:func:`pyg_wsss._config.resolve_config`).
 
 The synthetic dataset's classes are shapes, not VOC classes, so the shipped VOC knowledge does
 not apply there: synthetic runs use the tag co-occurrence graph (ML-GCN re-weighting) with
@@ -715,7 +722,7 @@ def _stage1(run: _KGRun, name: str, model, source: str) -> list[np.ndarray]:
     cams = knowledge_cams(model, samples, source=source, device=run.device)
     cam_lab = cam_seeds(cams, samples, bg, crf=None)
     seeds = cam_seeds(cams, samples, bg, crf="deeplab")
-    row = {
+    row: dict[str, Any] = {
         "stage": "1",
         "method": name,
         "cam_miou": _miou(cam_lab, samples, run.num_classes),
@@ -743,7 +750,7 @@ def _stage2(run: _KGRun, name: str, seeds: Sequence[np.ndarray], **kw: Any) -> N
     plain = evaluate_segmentation(model, run.eval_samples, run.num_classes, device=device)
     crf = evaluate_segmentation(model, run.eval_samples, run.num_classes, crf="deeplab",
                                 device=device)
-    row = {
+    row: dict[str, Any] = {
         "stage": "2",
         "method": name,
         "miou": plain["miou"],
