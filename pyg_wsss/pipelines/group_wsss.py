@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass
-from typing import Any, Optional, Sequence
+from typing import Any, Optional, Sequence, cast
 
 import numpy as np
 import torch
@@ -105,7 +105,7 @@ def group_batch(
     nodes, edges, offset = [], [], 0
     for g in groups:
         idx = torch.as_tensor(list(g), dtype=torch.long)
-        ei = image_group_graph(tags[idx], self_loops=self_loops)
+        ei = cast(Tensor, image_group_graph(tags[idx], self_loops=self_loops))
         nodes.append(idx)
         edges.append(ei + offset)
         offset += idx.numel()

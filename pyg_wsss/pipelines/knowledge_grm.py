@@ -133,6 +133,7 @@ def class_knowledge(
         raise ValueError(f"the {source!r} knowledge has {c} classes, expected {num_classes}")
     use_glove = node_features == "glove" or (node_features == "auto" and source == "wordnet")
     if use_glove:
+        assert glove is not None  # loaded for node_features="glove" and source="wordnet"
         if glove.size(0) != c:
             raise ValueError(
                 f"GloVe vectors of {dataset!r} are for {glove.size(0)} classes, not {c}"
@@ -429,7 +430,7 @@ def cam_seeds(
     for cam, s in zip(cams, samples):
         scores = cam_scores(cam, s["tags"], bg_threshold=bg_threshold)
         if crf is not None:
-            keep = [0] + [i + 1 for i in np.flatnonzero(np.asarray(s["tags"]) > 0)]
+            keep = [0] + [int(i) + 1 for i in np.flatnonzero(np.asarray(s["tags"]) > 0)]
             scores = torch.as_tensor(
                 np.asarray(dense_crf(s["image"], scores.numpy(), preset=crf, labels=keep))
             )
