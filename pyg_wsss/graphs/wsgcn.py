@@ -5,13 +5,12 @@ a pixel graph or a truncated sparse random-walk transition (:func:`wsgcn_graph`,
 
 from __future__ import annotations
 
-import warnings
-
 import torch
 from torch import Tensor
 from torch_geometric.utils import add_self_loops, coalesce, to_undirected
 
 from .._checks import check_choice, check_edge_index, check_positive, check_tensor
+from .._warnings import sparse_beta_warnings_off
 from ..ops.spmm import csr_matrix
 from ..pseudo.walk import NORMALIZATIONS, transition_edges
 
@@ -147,8 +146,7 @@ def random_walk_transition(
 
     t = csr_matrix(rows, cols, vals, (n, n))
     for _ in range(int(exp_times)):
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", UserWarning)
+        with sparse_beta_warnings_off():  # CSR @ CSR builds a CSR tensor
             t = (t @ t).to_sparse_coo().coalesce()
         (rows, cols), vals = t.indices(), t.values()
         if top_k is not None:

@@ -7,22 +7,36 @@ permutations that carry edge values between the three orders (user, CSR, transpo
 """
 from __future__ import annotations
 
-import warnings
 from collections import OrderedDict
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import Tensor
 from torch_geometric import EdgeIndex
 
 from .._checks import check_edge_index, check_finite, check_tensor
+from .._warnings import sparse_beta_warnings_off
 
 __all__ = ["CSRGraph", "to_csr", "clear_csr_cache", "csr_matrix"]
 
-# torch marks its (well-tested) CSR kernels as beta on every construction; say it once here.
-warnings.filterwarnings(
-    "ignore", message="Sparse CSR tensor support is in beta", category=UserWarning
-)
+# torch gives its "sparse CSR tensor support is in beta" notice once per process, at the
+# first compressed tensor built. The builders here (matrix / matrix_t run on every SpMM) enter
+# the scoped filter only until one of them has built a tensor: entering it on every call would
+# cost microseconds per product and, as any filter change resets Python's "already shown"
+# registries, show the caller's own repeated warnings again.
+_beta_notice_pending = True
+
+
+def _sparse_csr_tensor(*args: Any, **kwargs: Any) -> Tensor:
+    """``torch.sparse_csr_tensor`` without torch's once-per-process beta notice."""
+    global _beta_notice_pending
+    if not _beta_notice_pending:
+        return torch.sparse_csr_tensor(*args, **kwargs)
+    with sparse_beta_warnings_off():
+        out = torch.sparse_csr_tensor(*args, **kwargs)
+    _beta_notice_pending = False
+    return out
 
 
 @dataclass(frozen=True)
@@ -60,13 +74,13 @@ class CSRGraph:
 
     def matrix(self, values: Tensor) -> Tensor:
         """``torch.sparse_csr_tensor`` ``[num_dst, num_src]`` with CSR-ordered ``values``."""
-        return torch.sparse_csr_tensor(
+        return _sparse_csr_tensor(
             self.rowptr, self.col, values, (self.num_dst, self.num_src), check_invariants=False
         )
 
     def matrix_t(self, values: Tensor) -> Tensor:
         """The transpose ``[num_src, num_dst]`` with CSR-ordered ``values``."""
-        return torch.sparse_csr_tensor(
+        return _sparse_csr_tensor(
             self.t_rowptr,
             self.t_col,
             values[self.t_perm],
@@ -220,4 +234,5 @@ def csr_matrix(row: Tensor, col: Tensor, value: Tensor, size: tuple[int, int]) -
     coo = torch.sparse_coo_tensor(
         torch.stack([row.long(), col.long()]), value, size, check_invariants=False
     )
-    return coo.coalesce().to_sparse_csr()
+    with sparse_beta_warnings_off():  # a one-off builder: always scoped
+        return coo.coalesce().to_sparse_csr()

@@ -23,9 +23,7 @@ X_{:, i}`: a weighted mean over the incoming edges of ``j`` (and ``j`` itself).
 """
 from __future__ import annotations
 
-import contextlib
-import warnings
-from typing import Iterator, Union
+from typing import Union
 
 import numpy as np
 import torch
@@ -33,6 +31,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from .._checks import check_choice, check_edge_index, check_positive, check_tensor
+from .._warnings import sparse_beta_warnings_off
 
 __all__ = [
     "transition_matrix",
@@ -46,14 +45,6 @@ __all__ = [
 #: Largest graph for which the dense reference is allowed by default (4096^2 float32 =
 #: 64 MiB per matrix; squaring keeps about three of them alive).
 DENSE_MAX_NODES = 4096
-
-
-@contextlib.contextmanager
-def _quiet() -> Iterator[None]:
-    """Silence torch's "sparse CSR is beta" / invariant-check warnings."""
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=".*[Ss]parse.*")
-        yield
 
 
 #: Normalisations of the random-walk transition (:func:`transition_edges`).
@@ -183,7 +174,7 @@ def transition_matrix(
     # (entries sorted by (target, source), duplicates summed).
     from ..ops.csr import csr_matrix
 
-    with _quiet():
+    with sparse_beta_warnings_off():  # (the CSC tensor: torch's sparse notices)
         tt = csr_matrix(torch.cat([dst, loops]), torch.cat([src, loops]),
                         torch.cat([val, loop_val]), (num_nodes, num_nodes))
         return torch.sparse_csc_tensor(tt.crow_indices(), tt.col_indices(), tt.values(),
@@ -260,14 +251,14 @@ def random_walk(
     n = transition.size(0)
     x, transposed = _scores_kn(scores, n, node_dim)
     xt = x.t().contiguous().to(transition.dtype)  # [N, K]
-    with _quiet():
+    with sparse_beta_warnings_off():  # (the layout conversions: torch's sparse notices)
         if transition.layout == torch.sparse_coo:
             transition = transition.coalesce()
         mt = transition.t()
         if transition.layout != torch.strided and mt.layout != torch.sparse_csr:
             mt = mt.to_sparse_csr()
-        for _ in range(int(num_steps)):
-            xt = mt @ xt
+    for _ in range(int(num_steps)):
+        xt = mt @ xt
     out = xt.to(scores.dtype)
     return out if transposed else out.t().contiguous()
 
