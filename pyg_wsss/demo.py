@@ -24,17 +24,15 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
+from ._optional import available
+from ._progress import progress as progress_bar
 from .pipelines import DemoContext, demos
 
 
 def _progress(iterable: Any, desc: str, enabled: bool, total: int | None = None) -> Any:
-    if not enabled:
-        return iterable
-    try:
-        from tqdm.auto import tqdm
-    except ImportError:  # tqdm is in the demo extra; run without bars
-        return iterable
-    return tqdm(iterable, desc=desc, total=total, leave=False)
+    # tqdm is in the demo extra: without it the demo runs without bars
+    return progress_bar(iterable, enabled=enabled and available("tqdm.auto"), desc=desc,
+                        total=total, leave=False)
 
 
 def synthetic_context(

@@ -32,6 +32,7 @@ from torch import Tensor
 from torch_geometric.data import Batch, Data
 
 from .._checks import check_choice
+from .._progress import progress as progress_bar
 from . import register_demo
 
 SUPERVISIONS = ("box", "tag", "scribble", "point")
@@ -366,11 +367,7 @@ def train_affinity_net(
         return affinity_loss(aff, ei, lab) + reg_weight * reg
 
     def tqdm_steps(epochs: int, bar: bool) -> Any:
-        if not bar:
-            return range(epochs)
-        from tqdm.auto import tqdm
-
-        return tqdm(range(epochs), desc="affinity CNN")
+        return progress_bar(range(epochs), enabled=bar, desc="affinity CNN")
 
     if parallel:  # this rank's images of every step (the one-process order), DDP
         rank, world, n = D.rank(), D.world_size(), len(images)
@@ -650,11 +647,8 @@ def train_a2gnn(
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     gens = [torch.Generator(device=device).manual_seed(10_007 * s + 17) for s in seeds]
     losses, removed = [], []
-    steps = range(cfg.stage1_epochs + cfg.stage2_epochs)
-    if progress:
-        from tqdm.auto import tqdm
-
-        steps = tqdm(steps, desc="A2GNN")
+    steps = progress_bar(range(cfg.stage1_epochs + cfg.stage2_epochs), enabled=progress,
+                         desc="A2GNN")
     model.train()
     for epoch in steps:
         mask = dropout_masks(num_nodes, cfg.hidden_channels, cfg.dropout, gens, device=device)

@@ -43,6 +43,7 @@ from .._checks import (
     check_tensor,
 )
 from .._optional import available
+from .._progress import progress as progress_bar
 from ..nn.functional.laplacian import laplacian_matrix
 from ..nn.functional.wsgcn_objective import WSGCNLossConfig, WSGCNObjective
 from ..nn.models.wsgcn import BatchedWSGCN
@@ -528,11 +529,7 @@ def fit_wsgcn(
         labels.to(x.device), batch, b, num_classes, lap, loss_config
     ).to(x.device, x.dtype)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    it = range(int(cfg.steps))
-    if progress:
-        from tqdm.auto import tqdm
-
-        it = tqdm(it, desc=f"WSGCN x{b}", leave=False)
+    it = progress_bar(range(int(cfg.steps)), enabled=progress, desc=f"WSGCN x{b}", leave=False)
     model.train()
     for _ in it:
         opt.zero_grad(set_to_none=True)
@@ -701,11 +698,7 @@ def wsgcn_pseudo_labels(
     k = num_classes or cams[0].size(0) + 1
     source, features = _feature_source(config, features)
     graphs, partials = [], []
-    it = range(len(samples))
-    if progress:
-        from tqdm.auto import tqdm
-
-        it = tqdm(it, desc="WSGCN graphs", leave=False)
+    it = progress_bar(range(len(samples)), enabled=progress, desc="WSGCN graphs", leave=False)
     feats: Sequence[Tensor] | None
     for i in it:
         if source == "imagenet":

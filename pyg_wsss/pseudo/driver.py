@@ -57,6 +57,7 @@ from torch import Tensor
 
 from .._checks import check_choice, check_positive
 from .._optional import available
+from .._progress import progress as progress_bar
 from ..data.io import label_png_bytes
 
 __all__ = ["generate", "GenerateConfig", "GenerateSummary", "shard_indices", "output_name",
@@ -963,9 +964,7 @@ class _GenerateRun:
 
     def __call__(self) -> GenerateSummary:
         if self.cfg.progress and available("tqdm.auto"):
-            from tqdm.auto import tqdm
-
-            self.bar = tqdm(total=len(self.indices), desc="pseudo labels", unit="img")
+            self.bar = progress_bar(total=len(self.indices), desc="pseudo labels", unit="img")
         try:
             busy = [index for index in self.indices if self.visit(index)]
             self.flush()
