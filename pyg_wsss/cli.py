@@ -67,7 +67,10 @@ def _read_config(path: str | None) -> dict[str, Any] | None:
         _fail(f"config file not found: {p}")
     text = p.read_text(encoding="utf-8")
     if p.suffix.lower() == ".toml":
-        import tomllib
+        if sys.version_info >= (3, 11):
+            import tomllib
+        else:  # Python 3.10: the tomli backport (a dependency there)
+            import tomli as tomllib
 
         try:
             data = tomllib.loads(text)
@@ -161,13 +164,11 @@ def _pred_path(pred: Path, name: str, index: int) -> Path:
 
 
 def _read_png(path: Path) -> np.ndarray:
-    """A label PNG's raw values (palette indices or grey levels), ``uint8 [H, W]``."""
-    from PIL import Image
+    """A label PNG's raw values (palette indices or grey levels), ``uint8 [H, W]``; other
+    modes, unreadable files: :class:`ValueError` naming the file."""
+    from .data.io import read_label_png
 
-    with Image.open(path) as img:
-        if img.mode not in ("P", "L"):
-            raise ValueError(f"{path}: a label PNG must be palette or greyscale, got {img.mode}")
-        return np.asarray(img, dtype=np.uint8)
+    return read_label_png(path, modes=("P", "L"))
 
 
 # ============================================================================ pseudo-label
