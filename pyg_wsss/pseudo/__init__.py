@@ -21,6 +21,7 @@ if TYPE_CHECKING:  # the static view of the lazy members below (mypy, pyright, I
     from .crf import CRF_PRESETS as CRF_PRESETS
     from .crf import CRFParams as CRFParams
     from .crf import dense_crf as dense_crf
+    from .driver import GenerateConfig as GenerateConfig
     from .driver import GenerateSummary as GenerateSummary
     from .driver import atomic_write as atomic_write
     from .driver import generate as generate
@@ -39,12 +40,14 @@ if TYPE_CHECKING:  # the static view of the lazy members below (mypy, pyright, I
     from .grabcut import fuse_box_seeds as fuse_box_seeds
     from .grabcut import grabcut_box_masks as grabcut_box_masks
     from .grabcut import grabcut_seeds as grabcut_seeds
+    from .seeds import CRFSeedConfig as CRFSeedConfig
     from .seeds import a2gnn_tag_seeds as a2gnn_tag_seeds
     from .seeds import cam_label_map as cam_label_map
     from .seeds import cam_labels as cam_labels
     from .seeds import cam_scores as cam_scores
     from .seeds import confident_regions as confident_regions
     from .seeds import crf_score_stack as crf_score_stack
+    from .seeds import crf_seeds as crf_seeds
     from .seeds import crf_unsure as crf_unsure
     from .seeds import crf_with_alpha as crf_with_alpha
     from .seeds import la_ha_labels as la_ha_labels
@@ -78,6 +81,8 @@ _MEMBERS = {
     "crf_unsure": "seeds",
     "vote_filter": "seeds",
     "wsgcn_partial_labels": "seeds",
+    "CRFSeedConfig": "seeds",
+    "crf_seeds": "seeds",
     "a2gnn_tag_seeds": "seeds",
     "cam_label_map": "seeds",
     # GrabCut box seeds and fusion (grabcut.py)
@@ -102,6 +107,7 @@ _MEMBERS = {
     "merge_seeds": "expand",
     # dataset-scale driver (driver.py)
     "generate": "driver",
+    "GenerateConfig": "driver",
     "GenerateSummary": "driver",
     "shard_indices": "driver",
     "output_name": "driver",

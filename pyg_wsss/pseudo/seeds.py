@@ -45,10 +45,10 @@ __all__ = [
     "wsgcn_partial_labels",
     "a2gnn_tag_seeds",
     "cam_label_map",
+    "CRFSeedConfig",
+    "crf_seeds",
 ]
 
-# Public but not in __all__ yet: CRFSeedConfig and crf_seeds (tests/badinput checks that every
-# name in __all__ has bad-input cases; add theirs, then the names, at integration).
 ArrayLike = Union[np.ndarray, Tensor]
 IGNORE = 255
 

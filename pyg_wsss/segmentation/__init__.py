@@ -16,6 +16,7 @@ if TYPE_CHECKING:  # the static view of the lazy members below (mypy, pyright, I
     from .evaluate import evaluate_segmentation as evaluate_segmentation
     from .evaluate import predict_probabilities as predict_probabilities
     from .evaluate import predict_segmentation as predict_segmentation
+    from .train import SegmentationTrainConfig as SegmentationTrainConfig
     from .train import poly_lr as poly_lr
     from .train import segmentation_loss as segmentation_loss
     from .train import train_segmentation as train_segmentation
@@ -29,6 +30,7 @@ _MEMBERS = {
     "load_label_map": "data",
     "image_to_tensor": "data",
     "train_segmentation": "train",
+    "SegmentationTrainConfig": "train",
     "poly_lr": "train",
     "segmentation_loss": "train",
     "predict_probabilities": "evaluate",

@@ -20,9 +20,7 @@ from torch import Tensor, nn
 from pyg_wsss._checks import check_finite, check_positive, check_tensor, value_checks
 from pyg_wsss.segmentation.data import PseudoLabelDataset
 
-# SegmentationTrainConfig is public but not in __all__ yet (tests/badinput checks that every
-# name in __all__ has bad-input cases; add them, then the name, at integration).
-__all__ = ["train_segmentation", "poly_lr", "segmentation_loss"]
+__all__ = ["train_segmentation", "SegmentationTrainConfig", "poly_lr", "segmentation_loss"]
 
 
 def poly_lr(base_lr: float, iteration: int, max_iterations: int, power: float = 0.9) -> float:

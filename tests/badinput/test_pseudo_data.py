@@ -335,6 +335,13 @@ def _seeds_specs():
                              ("n_iter", put("n_iter", -1), "n_iter")]
     specs.append(Spec("wsgcn_partial_labels", SD.wsgcn_partial_labels, crf_kw, common, oc + ot))
     specs.append(Spec("a2gnn_tag_seeds", SD.a2gnn_tag_seeds, crf_kw, common, oc + ot))
+    seed_kw = lambda: dict(image=_image(), cams=_cams(), tags=_tags(),  # noqa: E731
+                           config=SD.CRFSeedConfig.wsgcn(n_iter=1))
+    specs.append(Spec("crf_seeds", SD.crf_seeds, seed_kw,
+                      bi + bc + bt + [("config-number", put("config", 0.5), "config"),
+                                      ("config-bad-field", put(
+                                          "config", SD.CRFSeedConfig.wsgcn(n_iter=-1)),
+                                       "n_iter")], oc + ot))
     specs.append(Spec("cam_label_map", SD.cam_label_map, crf_kw,
                       bi + bc + bt + [("alpha_low", put("alpha_low", -1.0), "alpha"),
                                       ("n_iter", put("n_iter", -1), "n_iter")], oc + ot))
