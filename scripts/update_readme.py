@@ -4,8 +4,14 @@
     python scripts/update_readme.py           # rewrite README.md in place
     python scripts/update_readme.py --check   # exit 1 if README.md is out of date
 
-Blocks: ``quality`` <- the table of ``benchmarks/results/quality.md`` (made by
-``python benchmarks/quality.py``).
+Blocks (each <- the first table of a committed results file):
+
+* ``quality`` <- ``benchmarks/results/quality.md`` (made by ``python benchmarks/quality.py``);
+* ``demo`` <- ``benchmarks/results/demo.md`` (made by
+  ``make demo DEMO_ARGS="--results-copy benchmarks/results/demo.md"``, i.e.
+  ``python -m pyg_wsss.demo --results-copy benchmarks/results/demo.md``);
+* ``premises`` / ``premises-checks`` <- the first / second table of
+  ``benchmarks/results/premises.md`` (made by ``python benchmarks/premises.py``).
 """
 from __future__ import annotations
 
@@ -17,20 +23,39 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
 #: block name -> results file whose markdown table (the first one) fills the block
-BLOCKS = {"quality": ROOT / "benchmarks" / "results" / "quality.md"}
+BLOCKS = {
+    "quality": ROOT / "benchmarks" / "results" / "quality.md",
+    "demo": ROOT / "benchmarks" / "results" / "demo.md",
+    "premises": ROOT / "benchmarks" / "results" / "premises.md",
+    "premises-checks": ROOT / "benchmarks" / "results" / "premises.md",
+}
+#: blocks filled by another than the first table of their file (0-based table index)
+TABLE_INDEX = {"premises-checks": 1}
 
 
-def first_table(text: str) -> str:
-    """The first markdown table of ``text`` (consecutive lines starting with ``|``)."""
-    lines, out = text.splitlines(), []
-    for line in lines:
+def tables(text: str) -> list[str]:
+    """Every markdown table of ``text`` (runs of consecutive lines starting with ``|``)."""
+    found, out = [], []
+    for line in text.splitlines() + [""]:
         if line.startswith("|"):
             out.append(line)
         elif out:
-            break
-    if not out:
-        raise ValueError("no markdown table found")
-    return "\n".join(out)
+            found.append("\n".join(out))
+            out = []
+    return found
+
+
+def first_table(text: str) -> str:
+    """The first markdown table of ``text``."""
+    return nth_table(text, 0)
+
+
+def nth_table(text: str, n: int) -> str:
+    found = tables(text)
+    if len(found) <= n:
+        raise ValueError(f"the results file has {len(found)} markdown tables, table {n + 1} "
+                         "is missing")
+    return found[n]
 
 
 def render(readme: str) -> str:
@@ -38,7 +63,7 @@ def render(readme: str) -> str:
         pattern = re.compile(rf"(<!-- {name}:begin -->\n)(.*?)(<!-- {name}:end -->)", re.S)
         if not pattern.search(readme):
             raise ValueError(f"README.md has no <!-- {name}:begin/end --> block")
-        table = first_table(path.read_text())
+        table = nth_table(path.read_text(), TABLE_INDEX.get(name, 0))
         readme = pattern.sub(lambda m: m.group(1) + table + "\n" + m.group(3), readme)
     return readme
 

@@ -28,3 +28,20 @@ def test_render_replaces_a_stale_block():
         readme[start + len(block):]
     assert stale != readme
     assert mod.render(stale) == readme
+
+
+def test_demo_and_premises_blocks_are_generated_and_name_their_command():
+    mod = _script()
+    readme = (ROOT / "README.md").read_text()
+    for name, command in (("demo", "python -m pyg_wsss.demo"),
+                          ("premises", "python benchmarks/premises.py")):
+        path = mod.BLOCKS[name]
+        text = path.read_text()
+        assert f"`{command}" in text, f"{path.name} must name the command that made it"
+        start = readme.index(f"<!-- {name}:begin -->")
+        block = readme[start:readme.index(f"<!-- {name}:end -->")]
+        assert mod.first_table(text) in block
+        # a README edited by hand (or a stale results file) fails the check
+        row = mod.first_table(text).splitlines()[2]
+        stale = readme.replace(row, row.replace("|", "| stale", 1), 1)
+        assert stale != readme and mod.render(stale) == readme
