@@ -47,11 +47,6 @@ PENDING_FILES = ("pyg_wsss/nn/", "pyg_wsss/ops/", "pyg_wsss/pipelines/a2gnn.py",
 # (helpers, a config dataclass passed whole) or give the reason in its docstring, then
 # delete its line here.
 PENDING = {
-    "pyg_wsss/data/annotations.py::weak_labels_from_instances",              # 69 lines
-    "pyg_wsss/data/coco.py::COCODataset._parse_annotations",                 # 81 lines
-    "pyg_wsss/data/synthetic.py::SyntheticWSSS.__init__",                    # 111 lines, 22 params
-    "pyg_wsss/data/synthetic.py::SyntheticWSSS.generate",                    # 83 lines
-    "pyg_wsss/graphs/_glove.py::read_parquet_strings",                       # 66 lines
     "pyg_wsss/nn/models/classifier.py::train_classifier",                    # 77 lines, 14 params
     "pyg_wsss/nn/models/group_gnn.py::GroupGNN.__init__",                    # 15 params
     "pyg_wsss/pipelines/a2gnn.py::box_pseudo_labels",                        # 103 lines

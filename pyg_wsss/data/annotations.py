@@ -253,6 +253,68 @@ def background_region(mask: np.ndarray, margin: int) -> np.ndarray:
     return bg & (dist > margin)
 
 
+def _check_weak_label_args(
+    mask: Any,
+    instances: Any,
+    rng: Any,
+    num_background_scribbles: Any,
+    num_background_points: Any,
+    scribble_width: Any,
+    background_margin: Any,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The checked ``(mask, instances)`` label arrays of :func:`weak_labels_from_instances`
+    after checking its other arguments."""
+    mask = _as_label_array(mask, "mask")
+    inst = _as_label_array(instances, "instances")
+    if mask.shape != inst.shape:
+        raise ValueError(f"'mask' {mask.shape} and 'instances' {inst.shape} differ in shape")
+    _check_range(mask, "mask", 0, 255)
+    if inst.size and inst.min() < 0:
+        raise ValueError("'instances' must be non-negative")
+    if rng is not None and not isinstance(rng, np.random.Generator):
+        raise TypeError(f"'rng' must be a numpy.random.Generator, got {type(rng).__name__}")
+    check_positive(num_background_scribbles, "num_background_scribbles", strict=False,
+                   integer=True)
+    check_positive(num_background_points, "num_background_points", strict=False, integer=True)
+    check_positive(scribble_width, "scribble_width", integer=True)
+    if background_margin is not None:
+        check_positive(background_margin, "background_margin", strict=False, integer=True)
+    return mask, inst
+
+
+def _background_weak_labels(
+    bg: np.ndarray,
+    rng: np.random.Generator,
+    num_scribbles: int,
+    num_points: int,
+    scribbles: np.ndarray,
+    points: list[tuple[int, int, int]],
+) -> None:
+    """Draw ``num_scribbles`` random straight background strokes (label 0, clipped to ``bg``)
+    into ``scribbles`` and append ``num_points`` distinct background points of ``bg`` to
+    ``points`` (in place; ``bg`` has at least one pixel)."""
+    from skimage.draw import line
+
+    h, w = bg.shape
+    for _ in range(num_scribbles):
+        rows, cols = np.nonzero(bg)
+        j = int(rng.integers(len(rows)))
+        length = rng.uniform(0.2, 0.5) * min(h, w)
+        angle = rng.uniform(0, np.pi)
+        dr, dc = np.sin(angle) * length / 2, np.cos(angle) * length / 2
+        rr, cc = line(
+            int(np.clip(rows[j] - dr, 0, h - 1)),
+            int(np.clip(cols[j] - dc, 0, w - 1)),
+            int(np.clip(rows[j] + dr, 0, h - 1)),
+            int(np.clip(cols[j] + dc, 0, w - 1)),
+        )
+        on = bg[rr, cc]
+        scribbles[rr[on], cc[on]] = 0
+    rows, cols = np.nonzero(bg)
+    for j in rng.choice(len(rows), size=min(num_points, len(rows)), replace=False):
+        points.append((int(rows[j]), int(cols[j]), 0))
+
+
 def weak_labels_from_instances(
     mask: Any,
     instances: Any,
@@ -274,23 +336,9 @@ def weak_labels_from_instances(
         ``{"boxes", "box_labels", "scribbles", "points"}`` in the sample format; boxes of
         instances without pixels are dropped.
     """
-    from skimage.draw import line
-
-    mask = _as_label_array(mask, "mask")
-    inst = _as_label_array(instances, "instances")
-    if mask.shape != inst.shape:
-        raise ValueError(f"'mask' {mask.shape} and 'instances' {inst.shape} differ in shape")
-    _check_range(mask, "mask", 0, 255)
-    if inst.size and inst.min() < 0:
-        raise ValueError("'instances' must be non-negative")
-    if rng is not None and not isinstance(rng, np.random.Generator):
-        raise TypeError(f"'rng' must be a numpy.random.Generator, got {type(rng).__name__}")
-    check_positive(num_background_scribbles, "num_background_scribbles", strict=False,
-                   integer=True)
-    check_positive(num_background_points, "num_background_points", strict=False, integer=True)
-    check_positive(scribble_width, "scribble_width", integer=True)
-    if background_margin is not None:
-        check_positive(background_margin, "background_margin", strict=False, integer=True)
+    mask, inst = _check_weak_label_args(mask, instances, rng, num_background_scribbles,
+                                        num_background_points, scribble_width,
+                                        background_margin)
     rng = rng if rng is not None else np.random.default_rng(0)
     h, w = mask.shape
     if background_margin is None:
@@ -322,23 +370,8 @@ def weak_labels_from_instances(
         points.append((pr + r0, pc + c0, cls))
     bg = background_region(mask, background_margin)
     if bg.any():
-        for _ in range(num_background_scribbles):
-            rows, cols = np.nonzero(bg)
-            j = int(rng.integers(len(rows)))
-            length = rng.uniform(0.2, 0.5) * min(h, w)
-            angle = rng.uniform(0, np.pi)
-            dr, dc = np.sin(angle) * length / 2, np.cos(angle) * length / 2
-            rr, cc = line(
-                int(np.clip(rows[j] - dr, 0, h - 1)),
-                int(np.clip(cols[j] - dc, 0, w - 1)),
-                int(np.clip(rows[j] + dr, 0, h - 1)),
-                int(np.clip(cols[j] + dc, 0, w - 1)),
-            )
-            on = bg[rr, cc]
-            scribbles[rr[on], cc[on]] = 0
-        rows, cols = np.nonzero(bg)
-        for j in rng.choice(len(rows), size=min(num_background_points, len(rows)), replace=False):
-            points.append((int(rows[j]), int(cols[j]), 0))
+        _background_weak_labels(bg, rng, num_background_scribbles, num_background_points,
+                                scribbles, points)
     return {
         "boxes": boxes[keep].reshape(-1, 4),
         "box_labels": np.asarray(labels, dtype=np.int64),

@@ -148,6 +148,27 @@ def _check_segmentation(seg: Any, where: str) -> str | None:
     )
 
 
+def _annotation_fields(ann: Any, where: str) -> tuple[int, int, Any, int, Any, str | None]:
+    """``(image_id, category_id, bbox or None, iscrowd, segmentation, segmentation problem)``
+    of one COCO annotation object, raising :class:`DatasetError` on malformed fields."""
+    if not isinstance(ann, dict):
+        raise DatasetError(f"{where}: expected an object, got {type(ann).__name__}")
+    iid = _int_field(ann, "image_id", where)
+    cid = _int_field(ann, "category_id", where)
+    bbox = _get(ann, "bbox", where, required=False)
+    crowd = _get(ann, "iscrowd", where, required=False)
+    if crowd is None:
+        crowd = 0
+    if isinstance(crowd, bool) or not isinstance(crowd, int) or crowd not in (0, 1):
+        raise DatasetError(f"{where}.iscrowd: expected 0 or 1, got {_short(crowd)}")
+    if bbox is not None and (
+        not isinstance(bbox, list) or len(bbox) != 4 or not all(map(_is_number, bbox))
+    ):
+        raise DatasetError(f"{where}.bbox: expected 4 numbers, got {_short(bbox)}")
+    seg = ann.get("segmentation")
+    return iid, cid, bbox, crowd, seg, _check_segmentation(seg, where)
+
+
 class COCODataset(LabelDataset):
     """COCO instances JSON + an image folder as sample dicts.
 
@@ -278,6 +299,24 @@ class COCODataset(LabelDataset):
             sizes.append((h, w))
         return file_names, ids, sizes
 
+    def _annotation_box(
+        self, bbox: list | None, crowd: bool, where: str, i: int
+    ) -> tuple[Any, str | None, str]:
+        """``(box or None, problem or None, clip description or "")`` of one annotation's
+        ``bbox`` on image ``i``: a missing or empty box is a problem unless the annotation is
+        a crowd; the description of a non-crowd box clipped to the image is non-empty."""
+        h, w = self._hw[i]
+        if bbox is None:
+            return None, (None if crowd else f"{where}: missing field 'bbox'"), ""
+        try:
+            box, was_clipped = coco_box(bbox, h, w)
+        except ValueError as err:
+            return None, (None if crowd else f"{where}.bbox: {err}"), ""
+        clip = ""
+        if was_clipped and not crowd:
+            clip = f"{where}.bbox {bbox} of {self.file_names[i]!r} ({h}x{w})"
+        return box, None, clip
+
     def _parse_annotations(self, annotations: list, index_of: dict[int, int]) -> None:
         n = len(self.file_names)
         #: per image: list of (annotation index, contiguous class, box or None, crowd, seg)
@@ -286,22 +325,7 @@ class COCODataset(LabelDataset):
         orphans, clipped, first_clip = 0, 0, ""
         for j, ann in enumerate(annotations):
             where = f"annotations[{j}]"
-            if not isinstance(ann, dict):
-                raise DatasetError(f"{where}: expected an object, got {type(ann).__name__}")
-            iid = _int_field(ann, "image_id", where)
-            cid = _int_field(ann, "category_id", where)
-            bbox = _get(ann, "bbox", where, required=False)
-            crowd = _get(ann, "iscrowd", where, required=False)
-            if crowd is None:
-                crowd = 0
-            if isinstance(crowd, bool) or not isinstance(crowd, int) or crowd not in (0, 1):
-                raise DatasetError(f"{where}.iscrowd: expected 0 or 1, got {_short(crowd)}")
-            if bbox is not None and (
-                not isinstance(bbox, list) or len(bbox) != 4 or not all(map(_is_number, bbox))
-            ):
-                raise DatasetError(f"{where}.bbox: expected 4 numbers, got {_short(bbox)}")
-            seg = ann.get("segmentation")
-            seg_problem = _check_segmentation(seg, where)
+            iid, cid, bbox, crowd, seg, seg_problem = _annotation_fields(ann, where)
             i = index_of.get(iid)
             if i is None:
                 orphans += 1
@@ -328,23 +352,14 @@ class COCODataset(LabelDataset):
                         f"[height, width] = {[h, w]}"
                     )
                     continue
-            if bbox is not None:
-                try:
-                    box, was_clipped = coco_box(bbox, h, w)
-                except ValueError as err:
-                    if not crowd:
-                        problems[i].append(f"{where}.bbox: {err}")
-                        continue
-                    box, was_clipped = None, False
-                rec["box"] = box
-                if was_clipped and not crowd:
-                    clipped += 1
-                    first_clip = first_clip or (
-                        f"{where}.bbox {bbox} of {self.file_names[i]!r} ({h}x{w})"
-                    )
-            elif not crowd:
-                problems[i].append(f"{where}: missing field 'bbox'")
+            box, problem, clip = self._annotation_box(bbox, bool(crowd), where, i)
+            if problem is not None:
+                problems[i].append(problem)
                 continue
+            rec["box"] = box
+            if clip:
+                clipped += 1
+                first_clip = first_clip or clip
             self._anns[i].append(rec)
         for i, p in enumerate(problems):
             if p:

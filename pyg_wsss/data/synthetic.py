@@ -118,6 +118,119 @@ def _texture(kind: str, u: np.ndarray, v: np.ndarray, radius: float, period: flo
     raise ValueError(kind)
 
 
+def _hard_defaults(
+    difficulty: str, num_classes: int, num_distractors: int, num_clutter: int | None,
+    camouflage: float | None, scene_noise: float,
+) -> tuple[bool, int, int, float]:
+    """Check the difficulty settings of :class:`SyntheticWSSS`; ``(hard, num_distractors,
+    num_clutter, camouflage)`` with the hard set's defaults filled in."""
+    if difficulty not in DIFFICULTIES:
+        raise ValueError(f"'difficulty' must be one of {DIFFICULTIES}, got {difficulty!r}")
+    hard = difficulty == "hard"
+    if hard and num_distractors == 2:
+        num_distractors = 6
+    if hard and num_classes > len(HARD_CLASS_NAMES):
+        raise ValueError(
+            f"difficulty='hard' has at most {len(HARD_CLASS_NAMES)} classes, got {num_classes}"
+        )
+    num_clutter = (5 if hard else 0) if num_clutter is None else num_clutter
+    camouflage = (0.5 if hard else 0.0) if camouflage is None else camouflage
+    check_positive(num_clutter, "num_clutter", strict=False, integer=True)
+    for name, val in (("camouflage", camouflage), ("scene_noise", scene_noise)):
+        if not 0 <= val <= 1:
+            raise ValueError(f"'{name}' must be in [0, 1], got {val!r}")
+    return hard, num_distractors, num_clutter, camouflage
+
+
+def _image_size(image_size: Any) -> tuple:
+    """The checked ``(H, W)`` of an ``int`` or pair ``image_size`` (each at least 16)."""
+    if isinstance(image_size, (int, np.integer)) and not isinstance(image_size, bool):
+        size: tuple = (int(image_size), int(image_size))
+    elif isinstance(image_size, (tuple, list)) and len(image_size) == 2:
+        size = tuple(image_size)
+    else:
+        raise TypeError(f"'image_size' must be an int or a pair (H, W), got {image_size!r}")
+    for s in size:
+        check_positive(s, "image_size", integer=True)
+        if s < 16:
+            raise ValueError(f"'image_size' must be at least 16 pixels, got {image_size!r}")
+    return size
+
+
+def _check_objects(
+    num_classes: int, max_objects: int, min_objects: int, object_scale: Any, min_visible: float
+) -> None:
+    """Check the class and object settings of :class:`SyntheticWSSS`."""
+    check_positive(num_classes, "num_classes", integer=True)
+    if num_classes > 254:
+        raise ValueError(f"'num_classes' must be <= 254 (uint8 masks), got {num_classes}")
+    check_positive(max_objects, "max_objects", integer=True)
+    check_positive(min_objects, "min_objects", integer=True)
+    if min_objects > max_objects:
+        raise ValueError(
+            f"'min_objects' ({min_objects}) must be <= 'max_objects' ({max_objects})"
+        )
+    if max_objects > 254:
+        raise ValueError(f"'max_objects' must be <= 254, got {max_objects}")
+    if (
+        not isinstance(object_scale, (tuple, list))
+        or len(object_scale) != 2
+        or not 0 < object_scale[0] <= object_scale[1] <= 1
+    ):
+        raise ValueError(
+            "'object_scale' must be (low, high) with 0 < low <= high <= 1, "
+            f"got {object_scale!r}"
+        )
+    if not 0 <= min_visible <= 1:
+        raise ValueError(f"'min_visible' must be in [0, 1], got {min_visible!r}")
+
+
+def _check_rendering(
+    noise: float, blur: float, counts: dict[str, int], scribble_width: int, seed: Any,
+    transform: Any,
+) -> None:
+    """Check the rendering and weak-label settings of :class:`SyntheticWSSS` (``counts``:
+    name -> non-negative int)."""
+    check_positive(noise, "noise", strict=False)
+    check_positive(blur, "blur", strict=False)
+    for name, val in counts.items():
+        check_positive(val, name, strict=False, integer=True)
+    check_positive(scribble_width, "scribble_width", integer=True)
+    if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or seed < 0:
+        raise ValueError(f"'seed' must be a non-negative int, got {seed!r}")
+    if transform is not None and not callable(transform):
+        raise TypeError("'transform' must be callable")
+
+
+def _class_specs(num_foreground: int) -> list[dict[str, Any]]:
+    """Shape, hue, texture and period of each foreground class (the easy set's look)."""
+    return [
+        {
+            "shape": SHAPES[c % len(SHAPES)],
+            "hue": (c * _GOLDEN + 0.02 * (c // len(SHAPES))) % 1.0,
+            "texture": OBJECT_TEXTURES[c % len(OBJECT_TEXTURES)],
+            "period": 4.0 + (c % 3) * 1.5,
+        }
+        for c in range(num_foreground)
+    ]
+
+
+def _class_names(class_specs: list[dict[str, Any]]) -> list[str]:
+    """The easy set's class names: the shape, ``"<shape>-<k>"`` for its ``k``-th reuse."""
+    names = []
+    for c, spec in enumerate(class_specs):
+        extra = c // len(SHAPES)
+        names.append(spec["shape"] if extra == 0 else f"{spec['shape']}-{extra + 1}")
+    return names
+
+
+def _hard_scenes(num_foreground: int) -> list[tuple[int, ...]]:
+    """The non-empty :data:`HARD_SCENES` restricted to the first ``num_foreground`` classes
+    (0-based class ids)."""
+    scenes = [tuple(c for c in sc if c < num_foreground) for sc in HARD_SCENES]
+    return [sc for sc in scenes if sc]
+
+
 class SyntheticWSSS(Dataset):
     r"""Generated images with textured backgrounds and shape-coded object classes, plus every
     kind of weak label (tags, boxes, scribbles, points) and the ground-truth mask.
@@ -207,72 +320,29 @@ class SyntheticWSSS(Dataset):
         camouflage: float | None = None,
         scene_noise: float = 0.15,
     ) -> None:
-        if difficulty not in DIFFICULTIES:
-            raise ValueError(f"'difficulty' must be one of {DIFFICULTIES}, got {difficulty!r}")
-        hard = difficulty == "hard"
-        if hard and num_distractors == 2:
-            num_distractors = 6
-        if hard and num_classes > len(HARD_CLASS_NAMES):
-            raise ValueError(
-                f"difficulty='hard' has at most {len(HARD_CLASS_NAMES)} classes, got {num_classes}"
-            )
-        num_clutter = (5 if hard else 0) if num_clutter is None else num_clutter
-        camouflage = (0.5 if hard else 0.0) if camouflage is None else camouflage
-        check_positive(num_clutter, "num_clutter", strict=False, integer=True)
-        for name, val in (("camouflage", camouflage), ("scene_noise", scene_noise)):
-            if not 0 <= val <= 1:
-                raise ValueError(f"'{name}' must be in [0, 1], got {val!r}")
+        """See the class docstring.
+
+        Many parameters because: each is one documented knob of the generator (image size,
+        object count and scale, occlusion, noise, blur, weak-label density, difficulty, ...)
+        that users set by keyword (all but the first five are keyword-only); they are kept
+        flat so that ``SyntheticWSSS(num_images=8, difficulty="hard")`` keeps working.
+        """
+        hard, num_distractors, num_clutter, camouflage = _hard_defaults(
+            difficulty, num_classes, num_distractors, num_clutter, camouflage, scene_noise
+        )
         self.difficulty = difficulty
         self.num_clutter = int(num_clutter)
         self.camouflage = float(camouflage)
         self.scene_noise = float(scene_noise)
         check_positive(num_images, "num_images", strict=False, integer=True)
-        if isinstance(image_size, (int, np.integer)) and not isinstance(image_size, bool):
-            size = (int(image_size), int(image_size))
-        elif isinstance(image_size, (tuple, list)) and len(image_size) == 2:
-            size = tuple(image_size)
-        else:
-            raise TypeError(f"'image_size' must be an int or a pair (H, W), got {image_size!r}")
-        for s in size:
-            check_positive(s, "image_size", integer=True)
-            if s < 16:
-                raise ValueError(f"'image_size' must be at least 16 pixels, got {image_size!r}")
-        check_positive(num_classes, "num_classes", integer=True)
-        if num_classes > 254:
-            raise ValueError(f"'num_classes' must be <= 254 (uint8 masks), got {num_classes}")
-        check_positive(max_objects, "max_objects", integer=True)
-        check_positive(min_objects, "min_objects", integer=True)
-        if min_objects > max_objects:
-            raise ValueError(
-                f"'min_objects' ({min_objects}) must be <= 'max_objects' ({max_objects})"
-            )
-        if max_objects > 254:
-            raise ValueError(f"'max_objects' must be <= 254, got {max_objects}")
-        if (
-            not isinstance(object_scale, (tuple, list))
-            or len(object_scale) != 2
-            or not 0 < object_scale[0] <= object_scale[1] <= 1
-        ):
-            raise ValueError(
-                "'object_scale' must be (low, high) with 0 < low <= high <= 1, "
-                f"got {object_scale!r}"
-            )
-        if not 0 <= min_visible <= 1:
-            raise ValueError(f"'min_visible' must be in [0, 1], got {min_visible!r}")
-        check_positive(noise, "noise", strict=False)
-        check_positive(blur, "blur", strict=False)
-        for name, val in (
-            ("num_distractors", num_distractors),
-            ("num_background_scribbles", num_background_scribbles),
-            ("num_background_points", num_background_points),
-            ("void_border", void_border),
-        ):
-            check_positive(val, name, strict=False, integer=True)
-        check_positive(scribble_width, "scribble_width", integer=True)
-        if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or seed < 0:
-            raise ValueError(f"'seed' must be a non-negative int, got {seed!r}")
-        if transform is not None and not callable(transform):
-            raise TypeError("'transform' must be callable")
+        size = _image_size(image_size)
+        _check_objects(num_classes, max_objects, min_objects, object_scale, min_visible)
+        _check_rendering(noise, blur, {
+            "num_distractors": num_distractors,
+            "num_background_scribbles": num_background_scribbles,
+            "num_background_points": num_background_points,
+            "void_border": void_border,
+        }, scribble_width, seed, transform)
 
         self.num_images = int(num_images)
         self.image_size: tuple[int, int] = (int(size[0]), int(size[1]))
@@ -296,28 +366,12 @@ class SyntheticWSSS(Dataset):
         self._cache: dict[int, dict[str, Any]] = {}
 
         #: Per foreground class (0-based list index = class id - 1): shape, hue, texture, period.
-        self.class_specs: list[dict[str, Any]] = []
-        for c in range(self.num_foreground):
-            self.class_specs.append(
-                {
-                    "shape": SHAPES[c % len(SHAPES)],
-                    "hue": (c * _GOLDEN + 0.02 * (c // len(SHAPES))) % 1.0,
-                    "texture": OBJECT_TEXTURES[c % len(OBJECT_TEXTURES)],
-                    "period": 4.0 + (c % 3) * 1.5,
-                }
-            )
-        names = []
-        for c, spec in enumerate(self.class_specs):
-            extra = c // len(SHAPES)
-            names.append(spec["shape"] if extra == 0 else f"{spec['shape']}-{extra + 1}")
+        self.class_specs: list[dict[str, Any]] = _class_specs(self.num_foreground)
+        names = _class_names(self.class_specs)
+        self.scenes: list[tuple[int, ...]] = []
         if hard:
             names = list(HARD_CLASS_NAMES[: self.num_foreground])
-            self.scenes = [
-                tuple(c for c in sc if c < self.num_foreground) for sc in HARD_SCENES
-            ]
-            self.scenes = [sc for sc in self.scenes if sc]
-        else:
-            self.scenes = []
+            self.scenes = _hard_scenes(self.num_foreground)
         self.class_names: list[str] = ["background", *names]
         h, w = self.image_size
         self._yy, self._xx = np.mgrid[0:h, 0:w].astype(np.float32)
@@ -505,10 +559,41 @@ class SyntheticWSSS(Dataset):
             return int(rng.integers(1, self.num_foreground + 1))
         return int(scene[int(rng.integers(len(scene)))]) + 1
 
-    def generate(self, index: int) -> dict[str, Any]:
-        """Generate sample ``index`` (no caching, no transform)."""
+    def _place_object(
+        self, cls: int, rng: np.random.Generator, palette: list[np.ndarray] | None,
+        inst: np.ndarray, areas: list[int],
+    ) -> tuple[np.ndarray, np.ndarray, int] | None:
+        """``(mask, colour, area)`` of a new instance of class ``cls`` that leaves every
+        earlier instance (``inst``: 1..len(areas), their full ``areas``) ``min_visible`` of
+        its area (and, without occlusion, overlaps none); ``None`` after 12 failed tries."""
+        count = len(areas)
+        for _ in range(12):
+            obj, colour = self._object(cls, rng, palette)
+            area = int(obj.sum())
+            if area < 12:
+                continue
+            if not self.occlusion and (inst[obj] > 0).any():
+                continue
+            if count:
+                covered = np.bincount(inst[obj], minlength=count + 1)[1:]
+                visible = np.bincount(inst.ravel(), minlength=count + 1)[1:]
+                if not np.all(visible - covered >= self.min_visible * np.asarray(areas)):
+                    continue
+            return obj, colour, area
+        return None
+
+    def _blur_and_noise(self, image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """The ``uint8`` image of the float image ``image`` after blur and pixel noise."""
         import cv2
 
+        if self.blur > 0:
+            image = cv2.GaussianBlur(image, (0, 0), self.blur)
+        if self.noise > 0:
+            image = image + rng.normal(0.0, self.noise, size=image.shape).astype(np.float32)
+        return np.clip(np.round(image * 255), 0, 255).astype(np.uint8)
+
+    def generate(self, index: int) -> dict[str, Any]:
+        """Generate sample ``index`` (no caching, no transform)."""
         if not 0 <= index:
             raise IndexError(f"index must be >= 0, got {index}")
         rng = np.random.default_rng([self.seed, int(index)])
@@ -533,38 +618,16 @@ class SyntheticWSSS(Dataset):
             cls = self._pick_class(rng, scene) if hard else int(
                 rng.integers(1, self.num_foreground + 1)
             )
-            obj: np.ndarray | None
-            for attempt in range(12):
-                obj, colour = self._object(cls, rng, palette if hard else None)
-                area = int(obj.sum())
-                if area < 12:
-                    continue
-                if not self.occlusion and (inst[obj] > 0).any():
-                    obj = None
-                    continue
-                # every earlier object must keep min_visible of its area
-                ok = True
-                if count:
-                    covered = np.bincount(inst[obj], minlength=count + 1)[1:]
-                    visible = np.bincount(inst.ravel(), minlength=count + 1)[1:]
-                    ok = bool(np.all(visible - covered >= self.min_visible * np.asarray(areas)))
-                if ok:
-                    break
-                obj = None
-            else:
-                obj = None
-            if obj is None:
+            placed = self._place_object(cls, rng, palette if hard else None, inst, areas)
+            if placed is None:
                 continue
+            obj, colour, area = placed
             count += 1
             areas.append(area)
             image[obj] = colour[obj]
             mask[obj] = cls
             inst[obj] = count
-        if self.blur > 0:
-            image = cv2.GaussianBlur(image, (0, 0), self.blur)
-        if self.noise > 0:
-            image = image + rng.normal(0.0, self.noise, size=image.shape).astype(np.float32)
-        image = np.clip(np.round(image * 255), 0, 255).astype(np.uint8)
+        image = self._blur_and_noise(image, rng)
         # renumber the visible instances 1..M (an object can only vanish if min_visible = 0)
         present = np.unique(inst)
         present = present[present > 0]
@@ -586,10 +649,7 @@ class SyntheticWSSS(Dataset):
             "image": image,
             "mask": mask,
             "tags": tags,
-            "boxes": weak["boxes"],
-            "box_labels": weak["box_labels"],
-            "scribbles": weak["scribbles"],
-            "points": weak["points"],
+            **weak,  # boxes, box_labels, scribbles, points
             "instances": inst,
             "name": f"synthetic{'-hard' if hard else ''}_{self.seed}_{index:05d}",
         }

@@ -169,6 +169,47 @@ def _plain_byte_arrays(buf: bytes, count: int) -> list[str]:
     return out
 
 
+def _inflate(buf: bytes, codec: int) -> bytes:
+    """``buf`` decompressed with Parquet compression codec ``codec``."""
+    if codec == 0:
+        return buf
+    if codec == 1:
+        return _snappy_decompress(buf)
+    if codec == 2:
+        return zlib.decompress(buf, 31)
+    raise ValueError(f"unsupported Parquet compression codec {codec}")
+
+
+def _data_page(
+    head: dict, body: bytes, codec: int, optional: bool
+) -> tuple[int, int, bytes] | None:
+    """``(number of values, encoding, encoded values)`` of a data page (v1 or v2) with page
+    header ``head``; ``None`` for other pages. Null entries are an error."""
+    if head[1] == 0:  # data page v1
+        dph = head[5]
+        n, enc = dph[1], dph[2]
+        page = _inflate(body, codec)
+        off = 0
+        if optional:
+            ln = int.from_bytes(page[:4], "little")
+            levels = _rle_bitpacked(page[4 : 4 + ln], 1, n)
+            off = 4 + ln
+            if (levels != 1).any():
+                raise ValueError("null entries in the GloVe vocabulary")
+        return n, enc, page[off:]
+    if head[1] == 3:  # data page v2
+        dph = head[8]
+        n, enc = dph[1], dph[4]
+        if dph.get(2, 0):
+            raise ValueError("null entries in the GloVe vocabulary")
+        lv = dph.get(5, 0) + dph.get(6, 0)
+        values = body[lv:]
+        if dph.get(7, True):
+            values = _inflate(values, codec)
+        return n, enc, values
+    return None
+
+
 def read_parquet_strings(path: str) -> list[str]:
     """Read the single string column of a flat Parquet file (PLAIN / dictionary encodings,
     uncompressed, Snappy or gzip pages, data pages v1 and v2)."""
@@ -190,47 +231,18 @@ def read_parquet_strings(path: str) -> list[str]:
         pos = cm.get(11, cm[9]) if cm.get(11) else cm[9]
         dictionary: list[str] = []
         done = 0
-
-        def inflate(buf: bytes) -> bytes:
-            if codec == 0:
-                return buf
-            if codec == 1:
-                return _snappy_decompress(buf)
-            if codec == 2:
-                return zlib.decompress(buf, 31)
-            raise ValueError(f"unsupported Parquet compression codec {codec}")
-
         while done < num_values:
             t = _Thrift(data, pos)
             head = t.struct()
             body = data[t.pos : t.pos + head[3]]
             pos = t.pos + head[3]
             if head[1] == 2:  # dictionary page
-                dictionary = _plain_byte_arrays(inflate(body), head[7][1])
+                dictionary = _plain_byte_arrays(_inflate(body, codec), head[7][1])
                 continue
-            if head[1] == 0:  # data page v1
-                dph = head[5]
-                n, enc = dph[1], dph[2]
-                page = inflate(body)
-                off = 0
-                if optional:
-                    ln = int.from_bytes(page[:4], "little")
-                    levels = _rle_bitpacked(page[4 : 4 + ln], 1, n)
-                    off = 4 + ln
-                    if (levels != 1).any():
-                        raise ValueError("null entries in the GloVe vocabulary")
-                values = page[off:]
-            elif head[1] == 3:  # data page v2
-                dph = head[8]
-                n, enc = dph[1], dph[4]
-                if dph.get(2, 0):
-                    raise ValueError("null entries in the GloVe vocabulary")
-                lv = dph.get(5, 0) + dph.get(6, 0)
-                values = body[lv:]
-                if dph.get(7, True):
-                    values = inflate(values)
-            else:
+            page = _data_page(head, body, codec, optional)
+            if page is None:
                 continue
+            n, enc, values = page
             if enc == 0:
                 words += _plain_byte_arrays(values, n)
             elif enc in (2, 8):
