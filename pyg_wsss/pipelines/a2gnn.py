@@ -312,7 +312,9 @@ def train_affinity_net(
     distributed: Optional[bool] = False,
     history: Optional[list] = None,
 ) -> Any:
-    """Train the affinity head on confident seeds (A 9-13): :func:`affinity_loss` on
+    """Train the affinity head on confident seeds (A 9-13) (Long because: one training loop
+    with its data-parallel split; Many parameters because: the published keyword signature,
+    kept for callers): :func:`affinity_loss` on
     labelled window pairs + ``reg_weight`` (lambda = 3) x :func:`affinity_regularized_loss`
     over all window pairs, seeds nearest-resized to the feature grid. One image per step
     (``batch_size`` > 1: the mean of the images' losses over ``batch_size`` consecutive
@@ -793,7 +795,9 @@ def run_a2gnn(
     pool: int = 1,
     tag_seeds: Optional[Sequence[np.ndarray]] = None,
 ) -> dict[str, Any]:
-    """The whole pipeline for one supervision on a list of images.
+    """The whole pipeline for one supervision on a list of images (Many parameters because:
+    the inputs of every supervision plus the keyword overrides of the demo and examples; the
+    settings themselves are one :class:`A2GNNConfig`).
 
     Args:
         samples, cams: Sample dicts and their ``[C, H, W]`` CAMs.

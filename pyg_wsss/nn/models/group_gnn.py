@@ -148,6 +148,10 @@ class GroupGNN(nn.Module):
         dropout_kwargs: Optional[dict[str, Any]] = None,
         gru_kernel_size: int = 1,
     ) -> None:
+        """See the class docstring. Many parameters because: they are the paper's and the
+        code's hyper-parameters of one network (head, GNN rounds, graph dropout), set by
+        keyword like a PyG model's; :func:`~pyg_wsss.pipelines.group_wsss.build_group_model`
+        is the short form."""
         super().__init__()
         if not isinstance(backbone, nn.Module):
             raise TypeError(f"'backbone' must be an nn.Module, got {type(backbone).__name__}")
