@@ -293,6 +293,87 @@ def _put_text(canvas: np.ndarray, text: str, x: int, y: int, width: int, height:
     cv2.putText(canvas, text, (tx, ty), font, scale, (0, 0, 0), 1, cv2.LINE_AA)
 
 
+def _grid_cells(rows: Sequence[Sequence[Any]]) -> list[list[tuple[np.ndarray, bool] | None]]:
+    """``rows`` checked and converted: each cell as ``(uint8 RGB, is_label)`` or ``None``."""
+    if isinstance(rows, (np.ndarray, torch.Tensor)) or not isinstance(rows, (list, tuple)):
+        raise TypeError("'rows' must be a list of rows (each a list of images)")
+    if len(rows) == 0:
+        raise ValueError("'rows' is empty: nothing to draw")
+    grid: list[list[tuple[np.ndarray, bool] | None]] = []
+    for r, row in enumerate(rows):
+        if isinstance(row, (np.ndarray, torch.Tensor)) or not isinstance(row, (list, tuple)):
+            raise TypeError(f"rows[{r}] must be a list of images, got {type(row).__name__}")
+        grid.append([_cell_to_rgb(cell, f"rows[{r}][{c}]") for c, cell in enumerate(row)])
+    if max(len(row) for row in grid) == 0:
+        raise ValueError("every row of 'rows' is empty: nothing to draw")
+    return grid
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, (int, np.integer)) and not isinstance(v, bool)
+
+
+def _grid_cell_size(cell_size: int | tuple[int, int] | None,
+                    cells: list[np.ndarray]) -> tuple[int, int]:
+    """``(height, width)`` of a grid cell: ``cell_size`` checked, or the largest cell."""
+    if cell_size is None:
+        ch = max((c.shape[0] for c in cells), default=64)
+        cw = max((c.shape[1] for c in cells), default=64)
+    elif _is_int(cell_size):
+        ch = cw = int(cell_size)  # type: ignore[arg-type]  # an int (checked)
+    elif isinstance(cell_size, (tuple, list)) and len(cell_size) == 2 and all(
+        map(_is_int, cell_size)
+    ):
+        ch, cw = (int(s) for s in cell_size)
+    else:
+        raise TypeError(f"'cell_size' must be an int or (height, width) ints, got {cell_size!r}")
+    if ch <= 0 or cw <= 0:
+        raise ValueError(f"'cell_size' must be positive, got {cell_size!r}")
+    return ch, cw
+
+
+def _grid_titles(
+    titles: Sequence[str] | Sequence[Sequence[str]] | None,
+    row_titles: Sequence[str] | None,
+    col_titles: Sequence[str] | None,
+    nrows: int,
+    ncols: int,
+) -> tuple[list[list[str]] | None, list[str] | None]:
+    """``(per-cell captions, column titles)`` from the three title arguments (checked)."""
+    for name, value in (("titles", titles), ("row_titles", row_titles),
+                        ("col_titles", col_titles)):
+        if value is not None and (isinstance(value, str) or not isinstance(value, (list, tuple))):
+            raise TypeError(f"'{name}' must be a list of strings, got {value!r}")
+    cell_titles: list[list[str]] | None = None
+    if titles is not None:
+        if len(titles) and all(isinstance(t, (list, tuple)) for t in titles):
+            cell_titles = [list(map(str, t)) for t in titles]  # type: ignore[arg-type]
+            if len(cell_titles) != nrows:
+                raise ValueError(
+                    f"per-cell 'titles' need one list per row ({nrows}), got {len(cell_titles)}"
+                )
+        elif col_titles is not None:
+            raise ValueError("give column titles either as 'titles' or as 'col_titles', not both")
+        else:
+            col_titles = [str(t) for t in titles]  # type: ignore[union-attr]
+    if col_titles is not None and len(col_titles) > ncols:
+        raise ValueError(f"{len(col_titles)} column titles for {ncols} columns")
+    if row_titles is not None and len(row_titles) != nrows:
+        raise ValueError(f"'row_titles': {len(row_titles)} row titles for {nrows} rows")
+    return cell_titles, None if col_titles is None else list(col_titles)
+
+
+def _paste_fitted(canvas: np.ndarray, cell: tuple[np.ndarray, bool], y: int, x: int,
+                  ch: int, cw: int) -> None:
+    """Draw ``cell`` scaled to fit ``ch x cw`` (aspect kept), centred at ``(y, x)``."""
+    img, is_label = cell
+    s = min(ch / img.shape[0], cw / img.shape[1])
+    hh, ww = max(1, round(img.shape[0] * s)), max(1, round(img.shape[1] * s))
+    small = _resize(img, (hh, ww), nearest=is_label)
+    oy, ox = y + (ch - hh) // 2, x + (cw - ww) // 2
+    canvas[oy : oy + hh, ox : ox + ww] = small
+
+
 def make_grid(
     rows: Sequence[Sequence[Any]],
     titles: Sequence[str] | Sequence[Sequence[str]] | None = None,
@@ -303,60 +384,14 @@ def make_grid(
 ) -> np.ndarray:
     """Arrange images side by side in a grid (e.g. image | CAM | pseudo-label | ground truth
     per row). See :func:`save_grid`. Returns the ``uint8 [H, W, 3]`` canvas."""
-    if isinstance(rows, (np.ndarray, torch.Tensor)) or not isinstance(rows, (list, tuple)):
-        raise TypeError("'rows' must be a list of rows (each a list of images)")
-    if len(rows) == 0:
-        raise ValueError("'rows' is empty: nothing to draw")
-    grid: list[list[tuple[np.ndarray, bool] | None]] = []
-    for r, row in enumerate(rows):
-        if isinstance(row, (np.ndarray, torch.Tensor)) or not isinstance(row, (list, tuple)):
-            raise TypeError(f"rows[{r}] must be a list of images, got {type(row).__name__}")
-        grid.append([_cell_to_rgb(cell, f"rows[{r}][{c}]") for c, cell in enumerate(row)])
+    grid = _grid_cells(rows)
     ncols = max(len(row) for row in grid)
-    if ncols == 0:
-        raise ValueError("every row of 'rows' is empty: nothing to draw")
-    cells = [c[0] for row in grid for c in row if c is not None]
     if isinstance(pad, bool) or not isinstance(pad, (int, np.integer)):
         raise TypeError(f"'pad' must be an int, got {pad!r}")
     if pad < 0:
         raise ValueError(f"'pad' must be >= 0, got {pad}")
-
-    def _int(v: Any) -> bool:
-        return isinstance(v, (int, np.integer)) and not isinstance(v, bool)
-
-    if cell_size is None:
-        ch = max((c.shape[0] for c in cells), default=64)
-        cw = max((c.shape[1] for c in cells), default=64)
-    elif _int(cell_size):
-        ch = cw = int(cell_size)  # type: ignore[arg-type]  # an int (checked)
-    elif isinstance(cell_size, (tuple, list)) and len(cell_size) == 2 and all(
-        map(_int, cell_size)
-    ):
-        ch, cw = (int(s) for s in cell_size)
-    else:
-        raise TypeError(f"'cell_size' must be an int or (height, width) ints, got {cell_size!r}")
-    if ch <= 0 or cw <= 0:
-        raise ValueError(f"'cell_size' must be positive, got {cell_size!r}")
-    cell_titles: list[list[str]] | None = None
-    for name, value in (("titles", titles), ("row_titles", row_titles),
-                        ("col_titles", col_titles)):
-        if value is not None and (isinstance(value, str) or not isinstance(value, (list, tuple))):
-            raise TypeError(f"'{name}' must be a list of strings, got {value!r}")
-    if titles is not None:
-        if len(titles) and all(isinstance(t, (list, tuple)) for t in titles):
-            cell_titles = [list(map(str, t)) for t in titles]  # type: ignore[arg-type]
-            if len(cell_titles) != len(grid):
-                raise ValueError(
-                    f"per-cell 'titles' need one list per row ({len(grid)}), got {len(cell_titles)}"
-                )
-        elif col_titles is not None:
-            raise ValueError("give column titles either as 'titles' or as 'col_titles', not both")
-        else:
-            col_titles = [str(t) for t in titles]  # type: ignore[union-attr]
-    if col_titles is not None and len(col_titles) > ncols:
-        raise ValueError(f"{len(col_titles)} column titles for {ncols} columns")
-    if row_titles is not None and len(row_titles) != len(grid):
-        raise ValueError(f"'row_titles': {len(row_titles)} row titles for {len(grid)} rows")
+    ch, cw = _grid_cell_size(cell_size, [c[0] for row in grid for c in row if c is not None])
+    cell_titles, col_titles = _grid_titles(titles, row_titles, col_titles, len(grid), ncols)
     text_h = 18
     head = text_h if col_titles else 0
     caption = text_h if cell_titles else 0
@@ -364,9 +399,8 @@ def make_grid(
     height = head + len(grid) * (ch + caption + pad) + pad
     width = left + ncols * (cw + pad) + pad
     canvas = np.full((height, width, 3), 255, dtype=np.uint8)
-    if col_titles:
-        for c, t in enumerate(col_titles):
-            _put_text(canvas, t, left + pad + c * (cw + pad), 0, cw, text_h)
+    for c, t in enumerate(col_titles or []):
+        _put_text(canvas, t, left + pad + c * (cw + pad), 0, cw, text_h)
     for r, row in enumerate(grid):
         y = head + pad + r * (ch + caption + pad)
         if row_titles:
@@ -374,12 +408,7 @@ def make_grid(
         for c, cell in enumerate(row):
             x = left + pad + c * (cw + pad)
             if cell is not None:
-                img, is_label = cell
-                s = min(ch / img.shape[0], cw / img.shape[1])
-                hh, ww = max(1, round(img.shape[0] * s)), max(1, round(img.shape[1] * s))
-                small = _resize(img, (hh, ww), nearest=is_label)
-                oy, ox = y + (ch - hh) // 2, x + (cw - ww) // 2
-                canvas[oy : oy + hh, ox : ox + ww] = small
+                _paste_fitted(canvas, cell, y, x, ch, cw)
             if cell_titles and c < len(cell_titles[r]):
                 _put_text(canvas, cell_titles[r][c], x, y + ch, cw, caption)
     return canvas

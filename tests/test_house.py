@@ -49,7 +49,6 @@ PENDING_FILES = ("pyg_wsss/nn/", "pyg_wsss/ops/", "pyg_wsss/pipelines/a2gnn.py",
 PENDING = {
     "pyg_wsss/nn/models/classifier.py::train_classifier",                    # 77 lines, 14 params
     "pyg_wsss/pipelines/a2gnn.py::box_pseudo_labels",                        # 103 lines
-    "pyg_wsss/viz.py::make_grid",                                            # 78 lines
 }
 
 
