@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any, Sequence
 
 import numpy as np
@@ -42,6 +42,7 @@ from .._checks import (
     check_positive,
     check_tensor,
 )
+from .._config import resolve_config
 from .._optional import available
 from .._progress import progress as progress_bar
 from ..nn.functional.laplacian import laplacian_matrix
@@ -414,10 +415,14 @@ def wsgcn_train_step(
 
 
 def _fit_config(config: "WSGCNConfig | None", overrides: dict[str, Any]) -> "WSGCNConfig":
+    """The settings of :func:`fit_wsgcn` (:func:`pyg_wsss._config.resolve_config`; only the
+    :data:`FIT_FIELDS` may be given by keyword), checked."""
     unknown = sorted(set(overrides) - set(FIT_FIELDS))
     if unknown:
-        raise TypeError(f"fit_wsgcn() got unexpected keyword arguments {unknown}")
-    cfg = replace(config or WSGCNConfig(), **overrides)
+        raise TypeError(f"fit_wsgcn() got unexpected keyword arguments {unknown}; it takes "
+                        f"the WSGCNConfig fields {list(FIT_FIELDS)} by keyword")
+    cfg = resolve_config(config, WSGCNConfig, overrides,
+                         "fit_wsgcn(x, edge_index, edge_weight, labels, config=...)")
     check_positive(cfg.steps, "steps", strict=False, integer=True)
     check_positive(cfg.lr, "lr")
     check_choice(cfg.laplacian_on, ("probs", "log_probs"), "laplacian_on")

@@ -117,3 +117,5 @@ def test_fit_wsgcn_takes_the_config_whole():
         fit_wsgcn(**p, stride=2, num_classes=3)
     with pytest.raises(ValueError, match="laplacian_on"):
         fit_wsgcn(**p, laplacian_on="nope", num_classes=3)
+    with pytest.raises(TypeError, match="config argument is a WSGCNConfig, got dict"):
+        fit_wsgcn(**p, config={"steps": 6}, num_classes=3)  # a dict is not the config
