@@ -247,4 +247,10 @@ def test_grm_head_changes_the_stage2_result(hard_context):
         assert (type(seg.head).__name__ == "GRMHead") == grm
         with torch.no_grad():
             logits[grm] = seg.eval()(x)
+            if grm:  # the trained network uses the relation: without its edges it differs
+                assert rel is not None and (rel - torch.diag(torch.diag(rel))).abs().sum() > 0
+                seg.head.edge_weight.zero_()
+                no_relation = seg(x)
     assert not torch.allclose(logits[True], logits[False], atol=1e-3)
+    assert torch.isfinite(no_relation).all()
+    assert not torch.allclose(no_relation, logits[True], atol=1e-4)
