@@ -1049,6 +1049,173 @@ def box_seeds_with_cam(image: np.ndarray, cam: Tensor, tags: Any, boxes: np.ndar
     return out
 
 
+#: One validated sample of :func:`check_box_sample`: ``(image uint8 RGB, boxes, labels)``.
+_CheckedBoxSample = tuple[np.ndarray, np.ndarray, np.ndarray]
+
+
+def _box_config(num_classes: int, cams: Optional[Sequence[Optional[Tensor]]],
+                config: Optional[BoxConfig], num_samples: int) -> BoxConfig:
+    """The :class:`BoxConfig` of :func:`box_pseudo_labels` (default when ``None``), after
+    checking it, ``num_classes`` and the number of ``cams``."""
+    cfg = config or BoxConfig()
+    if not isinstance(cfg, BoxConfig):
+        raise TypeError(f"'config' must be a BoxConfig, got {type(cfg).__name__}")
+    check_choice(cfg.cam, ("none", "auto"), "config.cam")
+    if isinstance(num_classes, bool) or not isinstance(num_classes, (int, np.integer)) \
+            or num_classes < 2:
+        raise ValueError(f"'num_classes' must be an int >= 2, got {num_classes!r}")
+    if cams is not None and len(cams) != num_samples:
+        raise ValueError(f"'cams' has {len(cams)} entries for {num_samples} samples")
+    return cfg
+
+
+def _box_image_seeds(ws: dict[str, Any], labels: np.ndarray, cam: Optional[Tensor], tags: Any,
+                     cfg: BoxConfig) -> np.ndarray:
+    """Seeds of one image with boxes, at the processing scale (``ws``): the box evidence
+    (:func:`box_evidence_seeds` on GrabCut masks), fused with the CAM
+    (:func:`box_seeds_with_cam`) when one is given and ``cfg.cam == "auto"``."""
+    from ..pseudo.grabcut import grabcut_box_masks
+
+    masks = grabcut_box_masks(ws["image"], ws["boxes"], margin=cfg.grabcut_margin)
+    ev = box_evidence_seeds(ws["image"], ws["boxes"], labels, core=cfg.seed_core,
+                            erode=cfg.seed_erode, masks=masks, core_union=True)
+    if cam is None or cfg.cam != "auto":
+        return ev
+    cam_t = F.interpolate(torch.as_tensor(cam).float()[None], size=ws["image"].shape[:2],
+                          mode="bilinear", align_corners=False)[0]
+    return box_seeds_with_cam(ws["image"], cam_t, tags, ws["boxes"], labels, ev, masks,
+                              cfg.cam_threshold)
+
+
+def _box_work_and_seeds(checked: Sequence[_CheckedBoxSample], samples: Sequence[dict[str, Any]],
+                        cams: Optional[Sequence[Optional[Tensor]]], cfg: BoxConfig
+                        ) -> tuple[list[dict[str, Any]], list[np.ndarray], list[int]]:
+    """Every image resized by :func:`processing_scale` (``work`` samples), its seeds at that
+    scale (all background for an image without boxes) and the indices of the images with
+    boxes (the ones that are trained)."""
+    work, seeds, active = [], [], []
+    for k, ((image, boxes, labels), s) in enumerate(zip(checked, samples)):
+        f = processing_scale(image.shape[:2], cfg.min_side, cfg.max_side)
+        ws = _rescaled({"image": image, "boxes": boxes, "box_labels": labels}, f)
+        work.append(ws)
+        if len(labels) == 0:
+            seeds.append(np.zeros(ws["image"].shape[:2], np.uint8))
+            continue
+        cam = None if cams is None else cams[k]
+        seeds.append(_box_image_seeds(ws, labels, cam, s.get("tags"), cfg))
+        active.append(k)
+    return work, seeds, active
+
+
+def _box_affinity_graphs(images: Sequence[np.ndarray], seeds: Sequence[np.ndarray],
+                         cfg: BoxConfig, device: torch.device, progress: bool) -> list[Data]:
+    """The graph stage: the affinity CNN head over the last ``cfg.levels`` levels of the
+    frozen backbone pyramid, trained on the seeds of all images (A 9-13), then one window
+    graph per image (A 8, 14, 15)."""
+    from ..nn.models.affinity_net import AffinityNet
+
+    backbone, _ = _backbone(device, cfg.backbone)
+    pyramids = []
+    with torch.no_grad():
+        for image in images:
+            feats = backbone(_image_tensor(image, device))
+            pyramids.append([f[0] for f in feats][-cfg.levels:])
+    chans = tuple(int(f.size(0)) for f in pyramids[0])
+    red = (64, 128, 256)[-cfg.levels:] if cfg.levels <= 3 else \
+        (32,) * (cfg.levels - 3) + (64, 128, 256)
+    torch.manual_seed(cfg.seed)
+    net = AffinityNet(in_channels=chans, levels=tuple(range(-cfg.levels, 0)),
+                      reduce_channels=red)
+    train_affinity_net(net, pyramids, list(images), list(seeds), radius=cfg.radius,
+                       epochs=cfg.affinity_epochs, device=device, progress=progress)
+    return build_graphs(net, pyramids, images, radius=cfg.radius, device=device)
+
+
+@dataclass
+class _BoxGNNInputs:
+    """What every A2GNN run of :func:`box_pseudo_labels` shares (the configured one and
+    the ablations): the images with boxes (``active``), their graphs, node-grid seeds, boxes
+    on the node grid, box labels and per-image random seeds."""
+
+    active: list[int]
+    graphs: list[Data]
+    node_seeds: list[Tensor]
+    boxes: list[Tensor]
+    box_labels: list[Tensor]
+    seeds: list[int]
+
+
+def _box_gnn_inputs(active: list[int], graphs: list[Data], work: Sequence[dict[str, Any]],
+                    seeds: Sequence[np.ndarray], checked: Sequence[_CheckedBoxSample],
+                    seed: int) -> _BoxGNNInputs:
+    """The inputs of :func:`train_a2gnn` for the ``active`` images (seeds and boxes mapped
+    from the processing scale to each graph's node grid)."""
+    return _BoxGNNInputs(
+        active=active, graphs=graphs,
+        node_seeds=[seeds_to_grid(seeds[k], g.grid_size) for k, g in zip(active, graphs)],
+        boxes=[boxes_to_grid(work[k]["boxes"], work[k]["image"].shape[:2], g.grid_size)
+               for k, g in zip(active, graphs)],
+        box_labels=[torch.as_tensor(checked[k][2]).long() for k in active],
+        seeds=[seed * 1000 + k for k in active])
+
+
+def _box_train(inp: _BoxGNNInputs, num_classes: int, gnn: A2GNNConfig, device: torch.device,
+               progress: bool = False) -> list[Tensor]:
+    """Node probabilities of one A2GNN per active image, all trained at once."""
+    return train_a2gnn(inp.graphs, inp.node_seeds, num_classes, gnn, inp.boxes, inp.box_labels,
+                       seeds=inp.seeds, device=device, progress=progress)
+
+
+def _box_crf(grid: Tensor, ws: dict[str, Any], labels: np.ndarray) -> Tensor:
+    """``BoxConfig.crf``: node probabilities ``[1, K, h, w]`` upsampled to the processing
+    scale (where the CRF's pixel units hold), box-constrained, dense CRF (A2GNN preset, the
+    image's classes only); returns ``[1, K, H', W']``."""
+    from ..pseudo.crf import dense_crf
+
+    up = F.interpolate(grid, size=ws["image"].shape[:2], mode="bilinear",
+                       align_corners=False)[0]
+    up = box_constraint(up, ws["boxes"], labels)
+    keep = sorted({0, *labels.tolist()})
+    q = cast(Tensor, dense_crf(ws["image"], up, preset="a2gnn", labels=keep))
+    return q[None]  # (a tensor in, a tensor out)
+
+
+def _box_finish(probs: Sequence[Tensor], inp: _BoxGNNInputs,
+                checked: Sequence[_CheckedBoxSample], work: Sequence[dict[str, Any]],
+                crf: bool) -> list[tuple[np.ndarray, Tensor]]:
+    """Post-processing of the active images: node probabilities -> (optional CRF) ->
+    bilinear to the original size -> :func:`box_constraint` -> ``(uint8 labels, [K, H, W]
+    probabilities)``."""
+    res = []
+    for p, g, k in zip(probs, inp.graphs, inp.active):
+        h, w = g.grid_size
+        grid = p.t().reshape(1, -1, h, w).float()
+        image, boxes, labels = checked[k]
+        if crf:
+            grid = _box_crf(grid, work[k], labels)
+        up = F.interpolate(grid, size=tuple(image.shape[:2]), mode="bilinear",
+                           align_corners=False)[0]
+        up = box_constraint(up, boxes, labels)
+        res.append((up.argmax(0).numpy().astype(np.uint8), up))
+    return res
+
+
+def _box_ablations(ablations: Optional[dict[str, A2GNNConfig]], inp: _BoxGNNInputs,
+                   num_classes: int, checked: Sequence[_CheckedBoxSample],
+                   work: Sequence[dict[str, Any]], crf: bool, device: torch.device
+                   ) -> dict[str, list[np.ndarray]]:
+    """``{name: labels}`` of each extra :class:`A2GNNConfig`, trained on the same graphs and
+    seeds and post-processed the same way (images without boxes: all background)."""
+    out = {}
+    for name, c in (ablations or {}).items():
+        labels = [np.zeros(tuple(image.shape[:2]), np.uint8) for image, _, _ in checked]
+        for (lab, _), k in zip(_box_finish(_box_train(inp, num_classes, c, device), inp,
+                                           checked, work, crf), inp.active):
+            labels[k] = lab
+        out[name] = labels
+    return out
+
+
 def box_pseudo_labels(
     samples: Sequence[dict[str, Any]],
     num_classes: int,
@@ -1093,42 +1260,12 @@ def box_pseudo_labels(
 
     import cv2
 
-    from ..nn.models.affinity_net import AffinityNet
-    from ..pseudo.grabcut import grabcut_box_masks
-
-    cfg = config or BoxConfig()
-    if not isinstance(cfg, BoxConfig):
-        raise TypeError(f"'config' must be a BoxConfig, got {type(cfg).__name__}")
-    check_choice(cfg.cam, ("none", "auto"), "config.cam")
-    if isinstance(num_classes, bool) or not isinstance(num_classes, (int, np.integer)) \
-            or num_classes < 2:
-        raise ValueError(f"'num_classes' must be an int >= 2, got {num_classes!r}")
-    if cams is not None and len(cams) != len(samples):
-        raise ValueError(f"'cams' has {len(cams)} entries for {len(samples)} samples")
+    cfg = _box_config(num_classes, cams, config, len(samples))
     device = torch.device(device)
     t0 = time.perf_counter()
     checked = [check_box_sample(s, int(num_classes), k) for k, s in enumerate(samples)]
     originals = [c[0].shape[:2] for c in checked]
-    work, seeds_small, active = [], [], []
-    for k, ((image, boxes, labels), s) in enumerate(zip(checked, samples)):
-        f = processing_scale(image.shape[:2], cfg.min_side, cfg.max_side)
-        ws = _rescaled({"image": image, "boxes": boxes, "box_labels": labels}, f)
-        work.append(ws)
-        if len(labels) == 0:
-            seeds_small.append(np.zeros(ws["image"].shape[:2], np.uint8))
-            continue
-        masks = grabcut_box_masks(ws["image"], ws["boxes"], margin=cfg.grabcut_margin)
-        ev = box_evidence_seeds(ws["image"], ws["boxes"], labels, core=cfg.seed_core,
-                                erode=cfg.seed_erode, masks=masks, core_union=True)
-        cam = None if cams is None else cams[k]
-        if cam is not None and cfg.cam == "auto":
-            cam_t = F.interpolate(torch.as_tensor(cam).float()[None],
-                                  size=ws["image"].shape[:2], mode="bilinear",
-                                  align_corners=False)[0]
-            ev = box_seeds_with_cam(ws["image"], cam_t, s.get("tags"), ws["boxes"], labels,
-                                    ev, masks, cfg.cam_threshold)
-        seeds_small.append(ev)
-        active.append(k)
+    work, seeds_small, active = _box_work_and_seeds(checked, samples, cams, cfg)
     labels_out = [np.zeros(tuple(o), np.uint8) for o in originals]
     probs_out: list[Optional[Tensor]] = [None] * len(samples)
     details: dict[str, Any] = {"seeds": [cv2.resize(sd, (o[1], o[0]),
@@ -1137,64 +1274,17 @@ def box_pseudo_labels(
                                "graphs": [None] * len(samples), "probs": probs_out,
                                "ablation_labels": {}}
     if active:
-        backbone, _ = _backbone(device, cfg.backbone)
-        pyramids = []
-        with torch.no_grad():
-            for k in active:
-                feats = backbone(_image_tensor(work[k]["image"], device))
-                pyramids.append([f[0] for f in feats][-cfg.levels:])
-        chans = tuple(int(f.size(0)) for f in pyramids[0])
-        red = (64, 128, 256)[-cfg.levels:] if cfg.levels <= 3 else \
-            (32,) * (cfg.levels - 3) + (64, 128, 256)
-        torch.manual_seed(cfg.seed)
-        net = AffinityNet(in_channels=chans, levels=tuple(range(-cfg.levels, 0)),
-                          reduce_channels=red)
-        images = [work[k]["image"] for k in active]
-        train_affinity_net(net, pyramids, images, [seeds_small[k] for k in active],
-                           radius=cfg.radius, epochs=cfg.affinity_epochs, device=device,
-                           progress=progress)
-        graphs = build_graphs(net, pyramids, images, radius=cfg.radius, device=device)
-        node_seeds = [seeds_to_grid(seeds_small[k], g.grid_size) for k, g in zip(active, graphs)]
-        gboxes = [boxes_to_grid(work[k]["boxes"], work[k]["image"].shape[:2], g.grid_size)
-                  for k, g in zip(active, graphs)]
-        glabels = [torch.as_tensor(checked[k][2]).long() for k in active]
-        per_image_seeds = [cfg.seed * 1000 + k for k in active]
-
-        def finish(probs: Sequence[Tensor]) -> list[tuple[np.ndarray, Tensor]]:
-            res = []
-            for p, g, k in zip(probs, graphs, active):
-                h, w = g.grid_size
-                grid = p.t().reshape(1, -1, h, w).float()
-                _, boxes, labels = checked[k]
-                if cfg.crf:  # at the processing scale, where the CRF's pixel units hold
-                    from ..pseudo.crf import dense_crf
-
-                    ws = work[k]
-                    up = F.interpolate(grid, size=ws["image"].shape[:2], mode="bilinear",
-                                       align_corners=False)[0]
-                    up = box_constraint(up, ws["boxes"], labels)
-                    keep = sorted({0, *labels.tolist()})
-                    q = cast(Tensor, dense_crf(ws["image"], up, preset="a2gnn", labels=keep))
-                    grid = q[None]  # (a tensor in, a tensor out)
-                up = F.interpolate(grid, size=tuple(originals[k]), mode="bilinear",
-                                   align_corners=False)[0]
-                up = box_constraint(up, boxes, labels)
-                res.append((up.argmax(0).numpy().astype(np.uint8), up))
-            return res
-
-        probs = train_a2gnn(graphs, node_seeds, int(num_classes), cfg.gnn, gboxes, glabels,
-                            seeds=per_image_seeds, device=device, progress=progress)
-        for (lab, up), k, g in zip(finish(probs), active, graphs):
+        graphs = _box_affinity_graphs([work[k]["image"] for k in active],
+                                      [seeds_small[k] for k in active], cfg, device, progress)
+        inp = _box_gnn_inputs(active, graphs, work, seeds_small, checked, cfg.seed)
+        probs = _box_train(inp, int(num_classes), cfg.gnn, device, progress=progress)
+        for (lab, up), k, g in zip(_box_finish(probs, inp, checked, work, cfg.crf), active,
+                                   graphs):
             labels_out[k], probs_out[k] = lab, up
             details["graphs"][k] = g
         details["seconds"] = time.perf_counter() - t0  # the pipeline itself, no ablations
-        for name, c in (ablations or {}).items():
-            abl = [np.zeros(tuple(o), np.uint8) for o in originals]
-            pr = train_a2gnn(graphs, node_seeds, int(num_classes), c, gboxes, glabels,
-                             seeds=per_image_seeds, device=device)
-            for (lab, _), k in zip(finish(pr), active):
-                abl[k] = lab
-            details["ablation_labels"][name] = abl
+        details["ablation_labels"] = _box_ablations(ablations, inp, int(num_classes), checked,
+                                                    work, cfg.crf, device)
         details["work"] = work
         details["seeds_work"] = seeds_small
     details.setdefault("seconds", time.perf_counter() - t0)
