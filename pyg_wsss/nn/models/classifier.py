@@ -15,8 +15,9 @@ added to the logit only: it is constant over the image and does not localise any
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any, Optional
 
 import numpy as np
 import torch
@@ -24,6 +25,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from pyg_wsss._checks import as_rgb_image, check_choice, check_positive, check_tensor
+from pyg_wsss._config import replace_fields, resolve_config
 from pyg_wsss._progress import progress as _progress
 from pyg_wsss.nn.models.backbones import Backbone
 
@@ -140,24 +142,163 @@ def _stack_samples(
     return torch.stack(out), torch.stack(tags)
 
 
+@dataclass
+class ClassifierTrainConfig:
+    r"""The settings of :func:`train_classifier` (passed whole; its keywords override them).
+
+    Fields:
+        epochs: Passes over the data.
+        lr: Learning rate of the classifier layer.
+        batch_size: Images per step.
+        image_size: Resize every image to this size (int or ``(H, W)``); by default images
+            keep their size if they all agree, else they go to the median height/width.
+        seed: Seed of the shuffling and augmentation generator.
+        optimizer: ``"adam"`` or ``"sgd"`` (momentum 0.9, Nesterov).
+        weight_decay: L2 weight decay.
+        scale_jitter: ``(min, max)`` random rescale factor per batch, or ``None``.
+        flip: Random horizontal flips.
+        backbone_lr_mult: Learning-rate multiplier of the backbone (e.g. 0.1 for
+            pretrained); ``0`` freezes the backbone's parameters.
+    """
+
+    epochs: int = 30
+    lr: float = 3e-3
+    batch_size: int = 8
+    image_size: Optional[int | tuple[int, int]] = None
+    seed: int = 0
+    optimizer: str = "adam"
+    weight_decay: float = 1e-4
+    scale_jitter: Optional[tuple[float, float]] = (0.8, 1.2)
+    flip: bool = True
+    backbone_lr_mult: float = 1.0
+
+    def replace(self, **changes: Any) -> "ClassifierTrainConfig":
+        """A copy with some fields changed (an unknown name is a ``TypeError`` naming it)."""
+        return replace_fields(self, changes, "ClassifierTrainConfig.replace()")
+
+    def check(self) -> None:
+        """Validate the fields (each error names its field)."""
+        check_positive(self.epochs, "epochs", integer=True)
+        check_positive(self.lr, "lr")
+        check_positive(self.batch_size, "batch_size", integer=True)
+        check_positive(self.weight_decay, "weight_decay", strict=False)
+        check_positive(self.backbone_lr_mult, "backbone_lr_mult", strict=False)
+        check_choice(self.optimizer, ("adam", "sgd"), "optimizer")
+        if self.scale_jitter is not None:
+            lo, hi = self.scale_jitter
+            check_positive(lo, "scale_jitter")
+            check_positive(hi, "scale_jitter")
+            if lo > hi:
+                raise ValueError(
+                    f"'scale_jitter' must be (min, max) with min <= max, got {self.scale_jitter}"
+                )
+
+
+def _check_inputs(model: Any, samples: Any) -> None:
+    """Type and emptiness checks of :func:`train_classifier`'s ``model`` and ``samples``."""
+    if not isinstance(model, CAMClassifier):
+        raise TypeError(f"'model' must be a CAMClassifier, got {type(model).__name__}")
+    if isinstance(samples, (dict, str)) or not hasattr(samples, "__len__"):
+        raise TypeError("'samples' must be a sequence of sample dicts")
+    if len(samples) == 0:
+        raise ValueError("'samples' is empty")
+
+
+def _make_optimizer(model: CAMClassifier, cfg: ClassifierTrainConfig) -> torch.optim.Optimizer:
+    """Adam or Nesterov SGD over two parameter groups: the classifier layer at ``lr`` and the
+    rest (the backbone) at ``lr * backbone_lr_mult``; with a multiplier of 0 the backbone's
+    parameters get ``requires_grad=False`` and no group."""
+    head = list(model.classifier.parameters())
+    head_ids = {id(p) for p in head}
+    body = [p for p in model.parameters() if id(p) not in head_ids]
+    groups = [{"params": head, "lr": cfg.lr}]
+    if body and cfg.backbone_lr_mult > 0:
+        groups.append({"params": body, "lr": cfg.lr * cfg.backbone_lr_mult})
+    elif body:
+        for p in body:
+            p.requires_grad_(False)
+    if cfg.optimizer == "adam":
+        return torch.optim.Adam(groups, weight_decay=cfg.weight_decay)
+    return torch.optim.SGD(groups, momentum=0.9, nesterov=True, weight_decay=cfg.weight_decay)
+
+
+class _CosineLR:
+    r"""Cosine decay of every parameter group's learning rate to 0 over ``total`` steps:
+
+    .. math::
+        \eta_t = \eta_0 \cdot \tfrac{1}{2} \left(1 + \cos \frac{\pi t}{T}\right),
+
+    with :math:`\eta_0` the group's learning rate at construction and :math:`t` = ``step``.
+    """
+
+    def __init__(self, opt: torch.optim.Optimizer, total: int) -> None:
+        self.opt, self.total, self.step = opt, total, 0
+        self.base_lrs = [g["lr"] for g in opt.param_groups]
+
+    def apply(self) -> None:
+        """Set the learning rates of step ``self.step``."""
+        for g, base in zip(self.opt.param_groups, self.base_lrs):
+            g["lr"] = base * 0.5 * (1 + math.cos(math.pi * self.step / self.total))
+
+
+def _augment(x: Tensor, cfg: ClassifierTrainConfig, gen: torch.Generator) -> Tensor:
+    r"""Random horizontal flips per image (``flip``), then one random rescale of the batch
+    ``[B, 3, H, W]`` by :math:`s \sim U(\mathrm{min}, \mathrm{max})` of ``scale_jitter`` (sides
+    rounded to a multiple of 8, at least 8); the draws come from ``gen`` in that order."""
+    if cfg.flip:
+        flips = (torch.rand(x.size(0), generator=gen) < 0.5).to(x.device)
+        x = torch.where(flips.view(-1, 1, 1, 1), x.flip(-1), x)
+    jitter = cfg.scale_jitter
+    if jitter is not None and jitter[0] != jitter[1]:
+        s = float(jitter[0] + (jitter[1] - jitter[0]) * torch.rand((), generator=gen))
+        h = max(8, int(round(x.size(2) * s / 8)) * 8)
+        w = max(8, int(round(x.size(3) * s / 8)) * 8)
+        x = F.interpolate(x, size=(h, w), mode="bilinear", align_corners=False)
+    return x
+
+
+def _epoch_batches(
+    images: Tensor, tags: Tensor, cfg: ClassifierTrainConfig, gen: torch.Generator,
+    device: torch.device,
+) -> Iterator[tuple[Tensor, Tensor]]:
+    """One epoch of augmented ``(images [b, 3, h, w], tags [b, C])`` batches on ``device``,
+    in a random order drawn from ``gen``."""
+    n = images.size(0)
+    order = torch.randperm(n, generator=gen)
+    for b in range(math.ceil(n / cfg.batch_size)):
+        idx = order[b * cfg.batch_size:(b + 1) * cfg.batch_size]
+        x = images[idx].to(device)
+        yield _augment(x, cfg, gen), tags[idx].to(device)
+
+
+def _train_step(
+    model: CAMClassifier, opt: torch.optim.Optimizer, x: Tensor, y: Tensor, step: int
+) -> Tensor:
+    """One optimiser step on the multi-label soft-margin loss of ``(x, y)``; returns the
+    loss (a non-finite one is a ``FloatingPointError`` naming ``step``)."""
+    loss = F.multilabel_soft_margin_loss(model(x), y)
+    if not torch.isfinite(loss):
+        raise FloatingPointError(f"non-finite classifier loss at step {step}")
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+    return loss
+
+
 def train_classifier(
     model: CAMClassifier,
     samples: Sequence[dict[str, Any]],
-    epochs: int = 30,
-    lr: float = 3e-3,
-    batch_size: int = 8,
+    config: Optional[ClassifierTrainConfig] = None,
+    *,
     device: torch.device | str | None = None,
-    image_size: int | tuple[int, int] | None = None,
     progress: bool = True,
-    seed: int = 0,
-    optimizer: str = "adam",
-    weight_decay: float = 1e-4,
-    scale_jitter: tuple[float, float] | None = (0.8, 1.2),
-    flip: bool = True,
-    backbone_lr_mult: float = 1.0,
+    **overrides: Any,
 ) -> CAMClassifier:
     r"""Train a :class:`CAMClassifier` on image-level tags with the multi-label soft-margin
     loss :math:`-\frac{1}{C}\sum_c y_c \log\sigma(s_c) + (1-y_c)\log(1-\sigma(s_c))`.
+
+    The settings are one :class:`ClassifierTrainConfig` (``config``) or, as before, its
+    fields by keyword (``epochs=2, lr=1e-2``, ...; they override ``config``).
 
     Augmentation: random horizontal flips per image and one random scale per batch
     (``scale_jitter``, image side rounded to a multiple of 8). The learning rate follows a
@@ -168,95 +309,37 @@ def train_classifier(
         model: The classifier (its backbone is trained too, with ``lr * backbone_lr_mult``).
         samples: Sample dicts with ``image`` (uint8 ``[H, W, 3]``) and ``tags`` (``[C]``
             multi-hot), e.g. a :class:`pyg_wsss.data.SyntheticWSSS`.
-        epochs: Passes over the data.
-        lr: Learning rate of the classifier layer.
-        batch_size: Images per step.
+        config: The settings, a :class:`ClassifierTrainConfig` (default: its defaults:
+            30 epochs, Adam at ``lr=3e-3``, batches of 8, weight decay ``1e-4``, flips and
+            ``scale_jitter=(0.8, 1.2)``, ``seed=0``).
         device: Where to train (default: the model's device).
-        image_size: Resize every image to this size (int or ``(H, W)``); by default images
-            keep their size if they all agree, else they go to the median height/width.
         progress: Show a tqdm progress bar.
-        seed: Seed of the shuffling and augmentation generator.
-        optimizer: ``"adam"`` or ``"sgd"`` (momentum 0.9, Nesterov).
-        weight_decay: L2 weight decay.
-        scale_jitter: ``(min, max)`` random rescale factor per batch, or ``None``.
-        flip: Random horizontal flips.
-        backbone_lr_mult: Learning-rate multiplier of the backbone (e.g. 0.1 for pretrained).
+        **overrides: The former keyword form: any :class:`ClassifierTrainConfig` field
+            (``epochs``, ``lr``, ``batch_size``, ``image_size``, ``seed``, ``optimizer``,
+            ``weight_decay``, ``scale_jitter``, ``flip``, ``backbone_lr_mult``), overriding
+            ``config`` (an unknown name is a ``TypeError`` listing the fields).
 
     Returns:
         The trained model, in eval mode.
     """
-    if not isinstance(model, CAMClassifier):
-        raise TypeError(f"'model' must be a CAMClassifier, got {type(model).__name__}")
-    if isinstance(samples, (dict, str)) or not hasattr(samples, "__len__"):
-        raise TypeError("'samples' must be a sequence of sample dicts")
-    if len(samples) == 0:
-        raise ValueError("'samples' is empty")
-    check_positive(epochs, "epochs", integer=True)
-    check_positive(lr, "lr")
-    check_positive(batch_size, "batch_size", integer=True)
-    check_positive(weight_decay, "weight_decay", strict=False)
-    check_positive(backbone_lr_mult, "backbone_lr_mult", strict=False)
-    check_choice(optimizer, ("adam", "sgd"), "optimizer")
-    if scale_jitter is not None:
-        lo, hi = scale_jitter
-        check_positive(lo, "scale_jitter")
-        check_positive(hi, "scale_jitter")
-        if lo > hi:
-            raise ValueError(
-                f"'scale_jitter' must be (min, max) with min <= max, got {scale_jitter}"
-            )
-    if device is None:
-        device = next(model.parameters()).device
-    device = torch.device(device)
-
+    cfg = resolve_config(config, ClassifierTrainConfig, overrides,
+                         "train_classifier(model, samples, config)")
+    _check_inputs(model, samples)
+    cfg.check()
+    device = torch.device(device) if device is not None else next(model.parameters()).device
     images, tags = _stack_samples([samples[i] for i in range(len(samples))],
-                                  model.num_classes, image_size)
+                                  model.num_classes, cfg.image_size)
     model.to(device).train()
-    head = list(model.classifier.parameters())
-    head_ids = {id(p) for p in head}
-    body = [p for p in model.parameters() if id(p) not in head_ids]
-    groups = [{"params": head, "lr": lr}]
-    if body and backbone_lr_mult > 0:
-        groups.append({"params": body, "lr": lr * backbone_lr_mult})
-    elif body:
-        for p in body:
-            p.requires_grad_(False)
-    if optimizer == "adam":
-        opt: torch.optim.Optimizer = torch.optim.Adam(groups, weight_decay=weight_decay)
-    else:
-        opt = torch.optim.SGD(groups, momentum=0.9, nesterov=True, weight_decay=weight_decay)
-    n = images.size(0)
-    steps_per_epoch = math.ceil(n / batch_size)
-    total = epochs * steps_per_epoch
-    base_lrs = [g["lr"] for g in opt.param_groups]
-    gen = torch.Generator().manual_seed(seed)
-    bar = _progress(total=total, enabled=progress, desc="train classifier", leave=False)
-    step = 0
+    opt = _make_optimizer(model, cfg)
+    schedule = _CosineLR(opt, cfg.epochs * math.ceil(images.size(0) / cfg.batch_size))
+    gen = torch.Generator().manual_seed(cfg.seed)
+    bar = _progress(total=schedule.total, enabled=progress, desc="train classifier", leave=False)
     try:
-        for _epoch in range(epochs):
-            order = torch.randperm(n, generator=gen)
-            for b in range(steps_per_epoch):
-                idx = order[b * batch_size:(b + 1) * batch_size]
-                x = images[idx].to(device)
-                y = tags[idx].to(device)
-                if flip:
-                    flips = (torch.rand(idx.numel(), generator=gen) < 0.5).to(device)
-                    x = torch.where(flips.view(-1, 1, 1, 1), x.flip(-1), x)
-                if scale_jitter is not None and scale_jitter[0] != scale_jitter[1]:
-                    s = float(scale_jitter[0] + (scale_jitter[1] - scale_jitter[0])
-                              * torch.rand((), generator=gen))
-                    h = max(8, int(round(x.size(2) * s / 8)) * 8)
-                    w = max(8, int(round(x.size(3) * s / 8)) * 8)
-                    x = F.interpolate(x, size=(h, w), mode="bilinear", align_corners=False)
-                for g, base in zip(opt.param_groups, base_lrs):
-                    g["lr"] = base * 0.5 * (1 + math.cos(math.pi * step / total))
-                loss = F.multilabel_soft_margin_loss(model(x), y)
-                if not torch.isfinite(loss):
-                    raise FloatingPointError(f"non-finite classifier loss at step {step}")
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-                step += 1
+        for _epoch in range(cfg.epochs):
+            for x, y in _epoch_batches(images, tags, cfg, gen, device):
+                schedule.apply()
+                loss = _train_step(model, opt, x, y, schedule.step)
+                schedule.step += 1
                 bar.update(1)
                 if progress:
                     bar.set_postfix(loss=f"{loss.item():.4f}")
