@@ -12,12 +12,11 @@ blank nor only a comment (a nested function's lines count for the outer one too;
 signature and decorators do not count). Settings that grow beyond the limit belong in a
 dataclass passed whole (``GenerateConfig``, ``SegmentationTrainConfig``, ``CRFSeedConfig``,
 ``RandomWalkCRFConfig``, ``GroupTrainConfig``, ``KnowledgeTrainConfig``, ``Stage2Config``,
-``KnowledgeGRMConfig``; the shared "config or keyword overrides" step is
-:func:`pyg_wsss._config.resolve_config`).
+``KnowledgeGRMConfig``, ``WSGCNConfig``, ``ClassifierTrainConfig``; the shared "config or
+keyword overrides" step is :func:`pyg_wsss._config.resolve_config`).
 
-``PENDING`` lists the functions of files other people are reworking at the time of writing
-(they pass for now); it is meant to shrink to nothing. Run ``python tests/test_house.py``
-to print every offender and which entries of ``PENDING`` are fixed already.
+There is no allowlist (the one used while issue 18 was under way is empty and gone). Run
+``python tests/test_house.py`` to print every offender.
 """
 from __future__ import annotations
 
@@ -32,24 +31,6 @@ MAX_LINES = 60
 MAX_PARAMS = 12
 LONG = "Long because:"
 MANY = "Many parameters because:"
-
-#: The files being reworked by others when the rule came in (issue 18): only their
-#: functions may be PENDING.
-PENDING_FILES = ("pyg_wsss/nn/", "pyg_wsss/ops/", "pyg_wsss/pipelines/a2gnn.py",
-                 "pyg_wsss/pipelines/wsgcn.py", "pyg_wsss/pipelines/group_wsss.py",
-                 "pyg_wsss/pipelines/knowledge_grm.py", "pyg_wsss/pseudo/walk.py",
-                 "pyg_wsss/data/", "pyg_wsss/viz.py", "pyg_wsss/demo.py",
-                 # new during issue 18, by another session
-                 "pyg_wsss/graphs/_glove.py")
-
-# PENDING: offenders in files under rework by others (issue 18, item 4; counted on
-# 2026-12-03), as "path::qualified name". Shrink at integration: shorten the function
-# (helpers, a config dataclass passed whole) or give the reason in its docstring, then
-# delete its line here.
-PENDING = {
-    "pyg_wsss/nn/models/classifier.py::train_classifier",                    # 77 lines, 14 params
-}
-
 
 def _code_lines(node: ast.FunctionDef | ast.AsyncFunctionDef, lines: list[str]) -> int:
     body = node.body
@@ -109,31 +90,20 @@ def offenders() -> dict[str, str]:
 
 
 def _report(found: dict[str, str]) -> str:
-    pending = sorted(k for k in found if k in PENDING)
-    fixed = sorted(PENDING - set(found))
-    out = [f"PENDING (allowed for now, {len(pending)}):"]
-    out += [f"  {k}: {found[k]}" for k in pending]
-    if fixed:
-        out.append(f"PENDING entries that pass now (delete them from PENDING, {len(fixed)}):")
-        out += [f"  {k}" for k in fixed]
-    return "\n".join(out)
+    out = [f"functions over the house limits: {len(found)}"]
+    return "\n".join(out + [f"  {k}: {v}" for k, v in sorted(found.items())])
 
 
 def test_functions_are_short_or_say_why():
     found = offenders()
     print(_report(found))
-    bad = {k: v for k, v in found.items() if k not in PENDING}
+    bad = found
     assert not bad, (
         "functions over the house limits (shorten them: helpers, a config dataclass passed "
         "whole; or give the reason in the docstring with a line starting 'Long because:' / "
         "'Many parameters because:'):\n"
         + "\n".join(f"  {k}: {v}" for k, v in sorted(bad.items()))
     )
-
-
-def test_pending_is_only_for_files_under_rework():
-    outside = sorted(k for k in PENDING if not k.split("::")[0].startswith(PENDING_FILES))
-    assert not outside, f"PENDING entries outside the files under rework: {outside}"
 
 
 @pytest.mark.parametrize("source, expected", [

@@ -13,6 +13,7 @@ if TYPE_CHECKING:  # the static view of the lazy members below (mypy, pyright, I
     from .backbones import VGG16Dilated as VGG16Dilated
     from .backbones import build_backbone as build_backbone
     from .classifier import CAMClassifier as CAMClassifier
+    from .classifier import ClassifierTrainConfig as ClassifierTrainConfig
     from .classifier import train_classifier as train_classifier
     from .group_gnn import GroupGNN as GroupGNN
     from .group_gnn import GroupGNNOutput as GroupGNNOutput
@@ -51,6 +52,7 @@ _MEMBERS = {
     "ResNetBackbone": "backbones",
     "build_backbone": "backbones",
     "CAMClassifier": "classifier",
+    "ClassifierTrainConfig": "classifier",
     "train_classifier": "classifier",
 }
 
