@@ -116,6 +116,30 @@ def markdown(rows):
     return "\n".join(lines)
 
 
+#: The README's headline rows (``<!-- kernels:begin -->``): method in kernels.md -> README name.
+HEADLINE = {"ours (fused CSR)": "`AffinityAttentionConv` (fused CSR kernel, default)",
+            "ours (gather/scatter)": "`AffinityAttentionConv(fused=False)` (gather/scatter)",
+            "PyG AGNNConv": "PyG `AGNNConv`", "PyG GATConv": "PyG `GATConv`",
+            "dense N x N": "dense masked N x N", "CSR SpMM (floor)": "plain CSR SpMM (floor)"}
+HEADLINE_CASE = ("64x64", 5, 256)
+
+
+def headline(rows):
+    """The 64x64, radius 5, F = 256 rows as README shows them (``None``: not measured)."""
+    pick = [r for r in rows if (r["grid"], r["radius"], r["channels"]) == HEADLINE_CASE
+            and r["method"] in HEADLINE and "total_s" in r]
+    floor = [r["total_s"] for r in pick if r["method"].startswith("CSR SpMM")]
+    if not pick or not floor:
+        return None
+    lines = ["| path | forward ms | backward ms | total ms | x CSR SpMM floor |",
+             "|---|---:|---:|---:|---:|"]
+    for r in pick:
+        lines.append(f"| {HEADLINE[r['method']]} | {1e3 * r['forward_s']:,.0f} | "
+                     f"{1e3 * r['backward_s']:,.0f} | {1e3 * r['total_s']:,.0f} | "
+                     f"{r['total_s'] / floor[0]:.1f} |")
+    return "\n".join(lines)
+
+
 def plot(rows, path):
     try:
         import matplotlib
@@ -180,9 +204,13 @@ def main(argv=None):
     meta = {**machine(), "device": str(device), "seconds": time.perf_counter() - start,
             "command": f"python benchmarks/{Path(__file__).name} "
                        + " ".join(argv or sys.argv[1:])}
+    head = headline(rows)
+    head = ("" if head is None else
+            f"Headline (README): {HEADLINE_CASE[0]} grid, radius {HEADLINE_CASE[1]}, "
+            f"F = {HEADLINE_CASE[2]}, forward + backward\n\n{head}\n\nAll cases:\n\n")
     text = (f"# Attention kernels on pixel graphs ({meta['device']}, torch {meta['torch']}, "
-            f"{meta['threads']} threads)\n\nCommand: `{meta['command'].strip()}`\n\n{table}\n\n"
-            + "\n".join(notes))
+            f"{meta['threads']} threads)\n\nCommand: `{meta['command'].strip()}`\n\n{head}"
+            f"{table}\n\n" + "\n".join(notes))
     print(text)
     write_results(args.name, rows, text, meta)
     if len(args.sizes) > 1:

@@ -11,7 +11,9 @@ Blocks (each <- the first table of a committed results file):
   ``make demo DEMO_ARGS="--results-copy benchmarks/results/demo.md"``, i.e.
   ``python -m pyg_wsss.demo --results-copy benchmarks/results/demo.md``);
 * ``premises`` / ``premises-checks`` <- the first / second table of
-  ``benchmarks/results/premises.md`` (made by ``python benchmarks/premises.py``).
+  ``benchmarks/results/premises.md`` (made by ``python benchmarks/premises.py``);
+* ``kernels`` <- the headline table of ``benchmarks/results/kernels.md`` (made by
+  ``python benchmarks/kernels.py --repeats 2``).
 """
 from __future__ import annotations
 
@@ -28,6 +30,7 @@ BLOCKS = {
     "demo": ROOT / "benchmarks" / "results" / "demo.md",
     "premises": ROOT / "benchmarks" / "results" / "premises.md",
     "premises-checks": ROOT / "benchmarks" / "results" / "premises.md",
+    "kernels": ROOT / "benchmarks" / "results" / "kernels.md",
 }
 #: blocks filled by another than the first table of their file (0-based table index)
 TABLE_INDEX = {"premises-checks": 1}

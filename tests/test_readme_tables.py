@@ -34,7 +34,8 @@ def test_demo_and_premises_blocks_are_generated_and_name_their_command():
     mod = _script()
     readme = (ROOT / "README.md").read_text()
     for name, command in (("demo", "python -m pyg_wsss.demo"),
-                          ("premises", "python benchmarks/premises.py")):
+                          ("premises", "python benchmarks/premises.py"),
+                          ("kernels", "python benchmarks/kernels.py")):
         path = mod.BLOCKS[name]
         text = path.read_text()
         assert f"`{command}" in text, f"{path.name} must name the command that made it"
