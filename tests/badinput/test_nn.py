@@ -623,7 +623,10 @@ def _model_specs():
            ("samples-tags-value", put("samples", lambda s, kw: [dict(s[0], tags=[2, 0])]),
             "samples"),
            ("lr", put("lr", 0.0), "lr"), ("batch_size", put("batch_size", 0), "batch_size"),
-           ("optimizer", put("optimizer", "lbfgs"), "optimizer")]
+           ("optimizer", put("optimizer", "lbfgs"), "optimizer"),
+           ("scale_jitter", put("scale_jitter", (1.2, 0.8)), "scale_jitter"),
+           ("config-type", put("config", {"lr": 0.1}), "config argument is a "
+            "ClassifierTrainConfig")]
     specs.append(Spec("train_classifier", train, lambda: dict(samples=samples(), batch_size=2),
                       bad))
     return specs

@@ -28,8 +28,8 @@ EXCLUDED = {
     # (it takes a DemoContext built by pyg_wsss.demo, covered by tests/test_demo.py)
     "DENSE_MAX_NODES", "REAL_SAMPLE_NAMES", "LABELLED_SAMPLES", "demo",
     # config dataclasses (their fields are checked by the functions that take them, which
-    # are covered: crf_seeds, train_segmentation, random_walk_crf_labels)
-    "CRFSeedConfig", "SegmentationTrainConfig", "RandomWalkCRFConfig",
+    # are covered: crf_seeds, train_segmentation, random_walk_crf_labels, train_classifier)
+    "CRFSeedConfig", "SegmentationTrainConfig", "RandomWalkCRFConfig", "ClassifierTrainConfig",
 }
 MIN_COVERED = 136  # of the public names (some have several specs: paths, constructors)
 
