@@ -55,6 +55,7 @@ _BACKEND_ENV = "PYG_WSSS_DIST_BACKEND"
 _DATA_PARALLEL_ENV = "PYG_WSSS_DATA_PARALLEL"
 
 _state: dict[str, Any] = {"cpu_group": None, "timeout": DEFAULT_TIMEOUT, "owned": False,
+                          "failed": False,
                           "local": 0}
 
 
@@ -228,6 +229,7 @@ def barrier(timeout: float | _dt.timedelta | None = None, name: str = "barrier")
     try:
         dist.monitored_barrier(group=_make_cpu_group(), timeout=td, wait_all_ranks=True)
     except Exception as err:  # noqa: BLE001 - gloo raises RuntimeError / DistBackendError
+        _state["failed"] = True
         raise DistributedError(
             f"rank {rank()}: {name}: not every rank arrived within {td.total_seconds():g} s "
             f"(a rank died, hangs or is far behind): {' '.join(str(err).split())[:400]}"
@@ -235,10 +237,18 @@ def barrier(timeout: float | _dt.timedelta | None = None, name: str = "barrier")
 
 
 def cleanup() -> None:
-    """Destroy the process group :func:`init_distributed` created (no-op otherwise)."""
+    """Destroy the process group :func:`init_distributed` created (no-op otherwise).
+
+    Unless a collective of this process has failed already (a rank is known to be gone), the
+    ranks first meet at a barrier, so no rank tears its connections down while another still
+    talks to it (gloo aborts the peer's process when that happens)."""
     dist = _dist()
     if is_initialized() and _state["owned"]:
+        if world_size() > 1 and not _state["failed"]:
+            with contextlib.suppress(DistributedError):
+                barrier(name="cleanup")
         dist.destroy_process_group()
+    _state["failed"] = False
     _state["cpu_group"] = None
     _state["owned"] = False
 
@@ -249,6 +259,7 @@ def _collective(what: str, fn: Callable[[], Any]) -> Any:
     except DistributedError:
         raise
     except Exception as err:  # noqa: BLE001
+        _state["failed"] = True
         raise DistributedError(f"rank {rank()}: {what} failed (another rank died or timed "
                                f"out?): {' '.join(str(err).split())[:400]}") from err
 

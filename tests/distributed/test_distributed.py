@@ -12,6 +12,7 @@ import socket
 import subprocess
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -40,11 +41,26 @@ def _env(**extra: str) -> dict[str, str]:
 
 
 def torchrun(*args: str, cwd: Path, nproc: int = 2) -> subprocess.CompletedProcess:
-    """``python -m torch.distributed.run --nproc_per_node N ...`` on 127.0.0.1."""
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(nproc),
-           "--master_addr", "127.0.0.1", "--master_port", str(_free_port()), *args]
-    return subprocess.run(cmd, cwd=cwd, env=_env(), capture_output=True, text=True,
-                          timeout=TIMEOUT)
+    """``python -m torch.distributed.run --nproc_per_node N ...`` on 127.0.0.1.
+
+    Every caller expects success. A job whose rank was aborted by a signal (SIGABRT from
+    gloo's transport, seen about once in ten CI runs on the shared 2-core machine, never
+    reproduced alone) is run once more, with a warning in the test report; a second failure,
+    or any other failure (a Python error in a rank), fails the test with the ranks' own
+    stderr first."""
+    for attempt in range(2):
+        cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(nproc),
+               "--master_addr", "127.0.0.1", "--master_port", str(_free_port()), *args]
+        r = subprocess.run(cmd, cwd=cwd, env=_env(), capture_output=True, text=True,
+                           timeout=TIMEOUT)
+        aborted = "(SIGABRT)" in r.stderr  # a Python error in a rank exits 1, not -6
+        if r.returncode == 0 or not aborted or attempt == 1:
+            break
+        warnings.warn(f"torchrun job aborted by a signal, run again: {r.stderr[:1500]}",
+                      stacklevel=2)
+    if r.returncode != 0:  # the ranks' own messages come first in torchrun's stderr
+        r.stderr = r.stderr[:3000] + "\n[...]\n" + r.stderr[-1500:]
+    return r
 
 
 def ranks(args: list[str], cwd: Path, world: int = 2) -> list[subprocess.Popen]:
@@ -202,7 +218,7 @@ def test_two_ranks_write_what_one_process_writes(tiny, references, tmp_path):
                  "--next", *_pseudo_args(tiny, "grabcut", tmp_path / "grabcut", None),
                  "--next", *_pseudo_args(tiny, "a2gnn", tmp_path / "a2gnn", cfg),
                  cwd=tmp_path)
-    assert r.returncode == 0, r.stderr[-3000:]
+    assert r.returncode == 0, r.stderr
     for method in ("filled", "grabcut", "a2gnn"):
         _check_same(tmp_path, ref / method, tmp_path / method)
 
@@ -228,7 +244,7 @@ def test_tag_methods_train_their_classifier_data_parallel(tiny, tmp_path, one_th
         assert cli.main(args[method](tmp_path / f"one_{method}")) == 0
     r = torchrun(str(CLI_WORKER), *args["group"](tmp_path / "two_group"), "--next",
                  *args["knowledge"](tmp_path / "two_knowledge"), cwd=tmp_path)
-    assert r.returncode == 0, r.stderr[-3000:]
+    assert r.returncode == 0, r.stderr
     for method in cfgs:
         one, two = _pngs(tmp_path / f"one_{method}"), _pngs(tmp_path / f"two_{method}")
         assert sorted(one) == sorted(two) and len(one) == 4
@@ -246,7 +262,7 @@ def test_torchrun_module_form(tiny, references, tmp_path):
     ref, cfg = references
     r = torchrun("-m", "pyg_wsss", *_pseudo_args(tiny, "a2gnn", tmp_path / "a2gnn", cfg),
                  cwd=tmp_path)
-    assert r.returncode == 0, r.stderr[-3000:]
+    assert r.returncode == 0, r.stderr
     _check_same(tmp_path, ref / "a2gnn", tmp_path / "a2gnn")
 
 
@@ -344,7 +360,7 @@ def test_ddp_follows_one_process_and_resumes_on_another_world(tmp_path, one_thre
                         "--trainers", "1"]) == 0
     r = torchrun(str(WORKER), "--out", str(tmp_path / "two.json"), "--iterations", "5",
                  "--trainers", "1", cwd=tmp_path)
-    assert r.returncode == 0, r.stderr[-2000:]
+    assert r.returncode == 0, r.stderr
     one = json.loads((tmp_path / "one.json").read_text())
     two = json.loads((tmp_path / "two.json").read_text())
     assert two["world"] == 2 and len(one["history"]) == 5
@@ -399,7 +415,7 @@ def test_train_and_predict_commands(tiny, tmp_path, one_thread, capsys, two_rank
                      "--next", "predict", "--images", str(tiny / "images"), "--checkpoint",
                      str(tmp_path / "s2" / "checkpoint.pt"), "--out", str(tmp_path / "p2"),
                      "--no-progress", cwd=tmp_path)
-        assert r.returncode == 0, r.stderr[-2000:]
+        assert r.returncode == 0, r.stderr
         l1 = json.loads((tmp_path / "s1" / "train.json").read_text())["losses"]
         l2 = json.loads((tmp_path / "s2" / "train.json").read_text())
         assert l2["world_size"] == 2
